@@ -1,0 +1,224 @@
+"""Configuration from environment variables, optionally from a TOML file.
+
+Every setting is read once at start-up into an immutable `Settings`. A wrong or missing
+value raises `ConfigError` naming the variable; the CLI turns it into one line and exit 2.
+The TOML file (path in CRISIS_COMMS_CONFIG) uses the same names as the variables;
+the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from feedback.crisis_profile import CrisisProfile, scenario_catalog
+from messages.languages import language_codes
+
+TELEGRAM_API_ROOT = "https://api.telegram.org"
+SANDBOX_TOKEN = "123456789:SANDBOX-local-token-not-for-telegram"
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong or missing."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None
+    api_root: str
+    database_url: str
+    data_dir: Path
+    web_host: str
+    web_port: int
+    default_language: str
+    enabled_languages: tuple[str, ...]
+    timezone: str
+    crisis: CrisisProfile
+    pseudonym_key: bytes | None
+    mode: Literal["polling", "webhook"]
+    webhook_url: str | None
+    webhook_secret: str | None
+    log_level: str
+
+    @property
+    def sandbox(self) -> bool:
+        """No token: run against the embedded loopback Bot API server."""
+        return self.token is None
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.api_root}/bot"
+
+    @property
+    def api_base_file_url(self) -> str:
+        return f"{self.api_root}/file/bot"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `env` (default: os.environ) and the optional TOML file."""
+    values = _merged_values(dict(os.environ) if env is None else dict(env))
+    return _parse(values)
+
+
+def _merged_values(env: dict[str, str]) -> dict[str, str]:
+    path = env.get("CRISIS_COMMS_CONFIG")
+    if not path:
+        return env
+    try:
+        file_values = tomllib.loads(Path(path).read_text("utf-8"))
+    except OSError as error:
+        raise ConfigError("CRISIS_COMMS_CONFIG", f"cannot read {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("CRISIS_COMMS_CONFIG", f"{path} is not valid TOML: {error}") from None
+    merged = {key: str(value) for key, value in file_values.items()}
+    merged.update(env)
+    return merged
+
+
+def _parse(values: dict[str, str]) -> Settings:
+    def get(name: str, default: str | None = None) -> str | None:
+        value = values.get(name, "").strip()
+        return value or default
+
+    token = get("TELEGRAM_BOT_TOKEN")
+    if token is not None and (":" not in token or len(token) < 10):
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "does not look like a bot token (id:secret)")
+    data_dir = Path(get("CRISIS_DATA_DIR", "data") or "data")
+    mode = get("TELEGRAM_MODE", "polling")
+    if mode not in ("polling", "webhook"):
+        raise ConfigError("TELEGRAM_MODE", f"must be 'polling' or 'webhook', not {mode!r}")
+    webhook_url = _optional_url(get("WEBHOOK_URL"), "WEBHOOK_URL")
+    webhook_secret = get("WEBHOOK_SECRET")
+    if mode == "webhook":
+        if token is None:
+            raise ConfigError("TELEGRAM_MODE", "webhook mode needs TELEGRAM_BOT_TOKEN")
+        if webhook_url is None:
+            raise ConfigError("WEBHOOK_URL", "is required in webhook mode")
+        if webhook_secret is None or len(webhook_secret) < 16:
+            raise ConfigError("WEBHOOK_SECRET", "is required in webhook mode (16+ characters)")
+    enabled = _languages(get("ENABLED_LANGUAGES"))
+    default_language = get("DEFAULT_LANGUAGE", "en") or "en"
+    if default_language not in enabled:
+        raise ConfigError("DEFAULT_LANGUAGE", f"{default_language!r} is not an enabled language")
+    return Settings(
+        token=token,
+        api_root=_api_root(get("TELEGRAM_API_BASE_URL", TELEGRAM_API_ROOT) or TELEGRAM_API_ROOT),
+        database_url=_database_url(get("DATABASE_URL"), data_dir),
+        data_dir=data_dir,
+        web_host=get("WEB_HOST", "127.0.0.1") or "127.0.0.1",
+        web_port=_port(get("WEB_PORT", "8080") or "8080"),
+        default_language=default_language,
+        enabled_languages=enabled,
+        timezone=_timezone(get("TIMEZONE", "UTC") or "UTC"),
+        crisis=_crisis(get("CRISIS_SCENARIO"), get("CRISIS_PHASE")),
+        pseudonym_key=_pseudonym_key(get("PSEUDONYM_KEY"), required=token is not None),
+        mode="webhook" if mode == "webhook" else "polling",
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        log_level=_log_level(get("LOG_LEVEL", "INFO") or "INFO"),
+    )
+
+
+def _api_root(value: str) -> str:
+    url = _optional_url(value, "TELEGRAM_API_BASE_URL")
+    assert url is not None
+    # Accept both the server root and PTB's ".../bot" form.
+    url = url.rstrip("/")
+    return url.removesuffix("/bot")
+
+
+def _optional_url(value: str | None, variable: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(variable, f"must be an http(s) URL, not {value!r}")
+    return value
+
+
+def _database_url(value: str | None, data_dir: Path) -> str:
+    if value is None:
+        return f"sqlite+aiosqlite:///{data_dir / 'crisis-comms.db'}"
+    # Accept the URLs people copy from their hosting, and pick the async drivers we ship.
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if value.startswith(plain):
+            return driver + value.removeprefix(plain)
+    if value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return value
+    raise ConfigError("DATABASE_URL", "must be a postgresql:// or sqlite:// URL")
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError("WEB_PORT", f"must be a port number (1-65535), not {value!r}")
+    return int(value)
+
+
+def _languages(value: str | None) -> tuple[str, ...]:
+    known = language_codes()
+    if value is None:
+        return known
+    chosen = tuple(code.strip() for code in value.split(",") if code.strip())
+    unknown = [code for code in chosen if code not in known]
+    if unknown or not chosen:
+        raise ConfigError(
+            "ENABLED_LANGUAGES", f"unknown language(s) {unknown}; known: {', '.join(known)}"
+        )
+    # Keep the keyboard order of the language list.
+    return tuple(code for code in known if code in chosen)
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "TIMEZONE", f"unknown time zone {value!r} (e.g. Africa/Nairobi)"
+        ) from None
+    return value
+
+
+def _crisis(scenario: str | None, phase: str | None) -> CrisisProfile:
+    catalog = scenario_catalog()
+    scenario = scenario or "sudden_onset_natural_disaster"
+    phase = phase or "during"
+    if scenario not in catalog.scenarios:
+        raise ConfigError(
+            "CRISIS_SCENARIO", f"{scenario!r} is not one of {', '.join(catalog.scenarios)}"
+        )
+    if phase not in catalog.phases:
+        raise ConfigError("CRISIS_PHASE", f"{phase!r} is not one of {', '.join(catalog.phases)}")
+    return CrisisProfile(scenario=scenario, phase=phase)
+
+
+def _pseudonym_key(value: str | None, *, required: bool) -> bytes | None:
+    if value is None:
+        if required:
+            raise ConfigError(
+                "PSEUDONYM_KEY", "is required with a bot token (32+ random characters)"
+            )
+        return None
+    if len(value) < 32:
+        raise ConfigError("PSEUDONYM_KEY", "must be at least 32 characters long")
+    return value.encode("utf-8")
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, not {value!r}")
+    return level

@@ -1,0 +1,44 @@
+"""Webhook mode: Telegram posts updates to our aiohttp server.
+
+The secret token header is compared in constant time and the body size is limited, so a
+stranger who finds the URL can neither inject updates nor exhaust memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from aiohttp import web
+from telegram import Update
+
+from bot.app import BotApplication
+
+log = logging.getLogger("crisis_comms.webhook")
+WEBHOOK_PATH = "/telegram/webhook"
+MAX_BODY = 1024 * 1024  # Telegram updates are small; a megabyte is generous
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def webhook_app(application: BotApplication, secret: str) -> web.Application:
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return web.Response(status=403)
+        try:
+            data = json.loads(await request.read())
+            update = Update.de_json(data, application.bot)
+        except (ValueError, TypeError, KeyError):
+            log.warning("webhook: malformed update body")
+            return web.Response(status=400)
+        await application.update_queue.put(update)
+        return web.Response(status=200)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post(WEBHOOK_PATH, receive)
+    app.router.add_get("/healthz", health)
+    return app

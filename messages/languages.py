@@ -1,0 +1,57 @@
+"""The languages the bot speaks, read from data/languages.toml, with names from Babel (CLDR)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from babel import Locale
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str  # what we store on a contact: "fa-AF"
+    locale: str  # Babel / gettext locale: "fa_AF"
+    native_name: str  # the language's name in itself, for the language keyboard
+    rtl: bool
+
+
+@cache
+def all_languages() -> tuple[Language, ...]:
+    text = resources.files("messages").joinpath("data/languages.toml").read_text("utf-8")
+    return tuple(_language(entry) for entry in tomllib.loads(text)["language"])
+
+
+def _language(entry: dict[str, str]) -> Language:
+    locale = Locale.parse(entry["locale"])
+    name = entry.get("native_name") or locale.get_display_name(locale) or entry["code"]
+    return Language(
+        code=entry["code"],
+        locale=entry["locale"],
+        native_name=name[:1].upper() + name[1:],
+        rtl=locale.character_order == "right-to-left",
+    )
+
+
+def language_codes() -> tuple[str, ...]:
+    return tuple(language.code for language in all_languages())
+
+
+def get_language(code: str) -> Language | None:
+    return next((lang for lang in all_languages() if lang.code == code), None)
+
+
+def match_language(hint: str | None, enabled: tuple[str, ...]) -> str | None:
+    """The enabled language matching a client hint such as Telegram's `language_code`.
+
+    "fa-AF" and "fa_af" both find Dari; "pt-BR" finds nothing; "ar-EG" finds Arabic.
+    """
+    if not hint:
+        return None
+    normalized = hint.replace("_", "-").lower()
+    by_lower = {code.lower(): code for code in enabled}
+    if normalized in by_lower:
+        return by_lower[normalized]
+    return by_lower.get(normalized.split("-")[0])

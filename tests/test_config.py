@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def test_defaults_run_the_sandbox_on_sqlite() -> None:
+    settings = load_settings({})
+    assert settings.sandbox
+    assert settings.database_url == "sqlite+aiosqlite:///data/crisis-comms.db"
+    assert settings.api_base_url == "https://api.telegram.org/bot"
+    assert settings.default_language == "en"
+    assert "fa-AF" in settings.enabled_languages and len(settings.enabled_languages) == 19
+    assert (settings.crisis.scenario, settings.crisis.phase) == (
+        "sudden_onset_natural_disaster",
+        "during",
+    )
+
+
+def test_a_token_needs_a_pseudonym_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TELEGRAM_BOT_TOKEN": "123456:ABCDEFGHIJ"})
+    assert caught.value.variable == "PSEUDONYM_KEY"
+
+
+def test_self_hosted_bot_api_root_accepts_either_form() -> None:
+    for value in ("http://127.0.0.1:8081", "http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/"):
+        settings = load_settings({"TELEGRAM_API_BASE_URL": value})
+        assert settings.api_base_url == "http://127.0.0.1:8081/bot"
+        assert settings.api_base_file_url == "http://127.0.0.1:8081/file/bot"
+
+
+def test_postgres_urls_get_the_async_driver() -> None:
+    settings = load_settings({"DATABASE_URL": "postgres://u:p@db:5432/cc"})
+    assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/cc"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"WEB_PORT": "eighty"}, "WEB_PORT"),
+        ({"WEB_PORT": "70000"}, "WEB_PORT"),
+        ({"TIMEZONE": "Mars/Olympus"}, "TIMEZONE"),
+        ({"DEFAULT_LANGUAGE": "xx"}, "DEFAULT_LANGUAGE"),
+        ({"ENABLED_LANGUAGES": "en,klingon"}, "ENABLED_LANGUAGES"),
+        ({"ENABLED_LANGUAGES": "fr,ar"}, "DEFAULT_LANGUAGE"),
+        ({"CRISIS_SCENARIO": "earthquake"}, "CRISIS_SCENARIO"),
+        ({"CRISIS_PHASE": "later"}, "CRISIS_PHASE"),
+        ({"TELEGRAM_API_BASE_URL": "ftp://x"}, "TELEGRAM_API_BASE_URL"),
+        ({"TELEGRAM_BOT_TOKEN": "nocolon"}, "TELEGRAM_BOT_TOKEN"),
+        ({"TELEGRAM_MODE": "carrier-pigeon"}, "TELEGRAM_MODE"),
+        ({"TELEGRAM_MODE": "webhook"}, "TELEGRAM_MODE"),
+        ({"PSEUDONYM_KEY": "short"}, "PSEUDONYM_KEY"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_wrong_values_name_their_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_webhook_mode_needs_url_and_secret() -> None:
+    base = {
+        "TELEGRAM_BOT_TOKEN": "123456:ABCDEFGHIJ",
+        "PSEUDONYM_KEY": "k" * 32,
+        "TELEGRAM_MODE": "webhook",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings(base)
+    assert caught.value.variable == "WEBHOOK_URL"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**base, "WEBHOOK_URL": "https://bot.example.org"})
+    assert caught.value.variable == "WEBHOOK_SECRET"
+    settings = load_settings(
+        {**base, "WEBHOOK_URL": "https://bot.example.org", "WEBHOOK_SECRET": "s" * 16}
+    )
+    assert settings.mode == "webhook" and not settings.sandbox
+
+
+def test_toml_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    path = tmp_path / "crisis.toml"
+    path.write_text('DEFAULT_LANGUAGE = "fr"\nWEB_PORT = 9000\nCRISIS_PHASE = "after"\n')
+    settings = load_settings({"CRISIS_COMMS_CONFIG": str(path), "WEB_PORT": "9100"})
+    assert settings.default_language == "fr"
+    assert settings.crisis.phase == "after"
+    assert settings.web_port == 9100
+
+
+def test_unreadable_toml_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"CRISIS_COMMS_CONFIG": str(tmp_path / "missing.toml")})
+    assert caught.value.variable == "CRISIS_COMMS_CONFIG"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("this is = = not toml")
+    with pytest.raises(ConfigError):
+        load_settings({"CRISIS_COMMS_CONFIG": str(bad)})
