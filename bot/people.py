@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
+from telegram.ext import ContextTypes
 
-from bot.services import Services
+from bot.services import Services, services_of
 from messages.contacts import Contact, find_contact
 from messages.i18n import translations
 from messages.languages import match_language
@@ -60,3 +61,10 @@ async def load_person(session: AsyncSession, update: Update, services: Services)
     if contact is not None and contact.language in services.settings.enabled_languages:
         language = contact.language
     return Person(pseudonym=pseudonym, chat_id=chat.id, contact=contact, language=language)
+
+
+async def current_person(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Person:
+    """The person behind an update, read in a transaction of its own."""
+    services = services_of(context)
+    async with services.db.transaction() as session:
+        return await load_person(session, update, services)

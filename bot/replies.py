@@ -7,7 +7,7 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.keyboards import consent_keyboard, language_keyboard, main_menu
-from bot.people import Person, load_person
+from bot.people import Person, current_person
 from bot.services import services_of
 
 
@@ -103,9 +103,17 @@ async def answer_stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     query = update.callback_query
     if query is None:
         return
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
+    person = await current_person(update, context)
     await query.answer(person.gettext("This button is no longer active."))
     await edit_quietly(query, None, None)
     await send_current_step(context, person)
+
+
+async def onboarded_person(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Person | None:
+    """The person if they have consented and chosen a language; otherwise show them the step
+    they are at and return None."""
+    person = await current_person(update, context)
+    if person.onboarded:
+        return person
+    await send_current_step(context, person)
+    return None

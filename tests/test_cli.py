@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -10,9 +11,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from bot.sandbox.botapi import LoopbackBotApi
 
 COMMAND = [sys.executable, "-m", "bot.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,36 +65,67 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_run_without_token_serves_the_sandbox(tmp_path: Path) -> None:
-    port = free_port()
+@contextmanager
+def sandbox(data_dir: Path, port: int) -> Iterator[str]:
+    """`crisis-comms run` with no token, in a subprocess; stopped with SIGTERM, as systemd does."""
+    env = {"PATH": os.environ["PATH"], "CRISIS_DATA_DIR": str(data_dir), "WEB_PORT": str(port)}
     process = subprocess.Popen(
-        [*COMMAND, "run"],
-        env={"PATH": os.environ["PATH"], "CRISIS_DATA_DIR": str(tmp_path), "WEB_PORT": str(port)},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*COMMAND, "run"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
-        assert f"open http://127.0.0.1:{port}" in line, line
+        line = process.stdout.readline().decode()
+        assert f"open http://127.0.0.1:{port}" in line, f"sandbox did not start: {line!r}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("crisis-comms run did not stop on SIGTERM")
+    assert process.returncode == 0, err.decode()
+
+
+def test_run_without_token_serves_the_sandbox(tmp_path: Path) -> None:
+    with sandbox(tmp_path, free_port()) as url:
         deadline = time.monotonic() + 20
         page = ""
-        while time.monotonic() < deadline:
+        while not page and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                with urllib.request.urlopen(f"{url}/", timeout=5) as response:
                     page = response.read().decode()
-                break
             except OSError:
                 time.sleep(0.2)
         assert "<html" in page.lower()
         assert (tmp_path / "crisis-comms.db").exists()
+
+
+async def test_run_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path) -> None:
+    """Any Bot API implementation at TELEGRAM_API_BASE_URL works the same as Telegram."""
+    token = "424242:another-bot-api-implementation"
+    api = LoopbackBotApi(token=token, port=0)
+    await api.start()
+    env = {
+        "PATH": os.environ["PATH"],
+        "TELEGRAM_BOT_TOKEN": token,
+        "TELEGRAM_API_BASE_URL": api.url,
+        "PSEUDONYM_KEY": "p" * 40,
+        "CRISIS_DATA_DIR": str(tmp_path),
+    }
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "run", env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        user = api.add_user(first_name="Amina", language_code="fr")
+        await api.send_text(user.id, "/start")
+        [event] = await api.wait_for_bot(user.id, count=1, timeout=30)
+        assert event.message is not None
+        assert "Humanitarian responders" in (event.message.text or "")
+        assert [c["command"] for c in api.commands()] == ["start", "menu", "language", "help"]
     finally:
         process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # pragma: no cover - reported by the assert below
-            process.kill()
-            pytest.fail("crisis-comms run did not stop on SIGTERM")
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+        _, err = await asyncio.wait_for(process.communicate(), timeout=20)
+        await api.stop()
+    assert process.returncode == 0, err
+    assert token.split(":")[1] not in err.decode(), "the token must never reach the log"

@@ -94,3 +94,18 @@ async def test_subscriptions_belong_to_a_contact_and_go_with_it(database: Databa
     async with database.transaction() as session:
         assert list(await session.scalars(select(Subscription))) == []
         assert list(await session.scalars(select(ContactAddress))) == []
+
+
+async def test_migrations_match_the_models(database: Database) -> None:
+    """Every model change comes with its Alembic migration."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.models import metadata
+
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []

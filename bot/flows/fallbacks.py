@@ -9,8 +9,8 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.keyboards import main_menu
-from bot.people import hinted_language, load_person
-from bot.replies import answer_stale_button, send_current_step
+from bot.people import current_person, hinted_language
+from bot.replies import answer_stale_button, onboarded_person
 from bot.services import Handler, services_of
 from messages.i18n import translations
 
@@ -19,9 +19,7 @@ PRIVATE = filters.ChatType.PRIVATE
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Also the answer staff commands give to anyone not allowed to use them."""
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
+    person = await current_person(update, context)
     await context.bot.send_message(
         person.chat_id,
         person.gettext("Sorry, I do not know that command. Send /help to see what I can do."),
@@ -29,11 +27,8 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
-    if not person.onboarded:
-        await send_current_step(context, person)
+    person = await onboarded_person(update, context)
+    if person is None:
         return
     _ = person.gettext
     await context.bot.send_message(
@@ -44,11 +39,8 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
-    if not person.onboarded:
-        await send_current_step(context, person)
+    person = await onboarded_person(update, context)
+    if person is None:
         return
     _ = person.gettext
     await context.bot.send_message(

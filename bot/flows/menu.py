@@ -12,8 +12,8 @@ from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.flows.onboarding import ask_language
 from bot.keyboards import MenuItem, main_menu, menu_item_for
-from bot.people import Person, load_person
-from bot.replies import send_current_step
+from bot.people import Person, current_person
+from bot.replies import onboarded_person
 from bot.services import Handler, services_of
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -47,9 +47,7 @@ def coming_soon(person: Person) -> str:
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
+    person = await current_person(update, context)
     markup = main_menu(person.gettext) if person.onboarded else None
     await context.bot.send_message(person.chat_id, help_text(person), reply_markup=markup)
 
@@ -57,13 +55,11 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None and message.text is not None
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
-    if not person.onboarded:
-        await send_current_step(context, person)
+    person = await onboarded_person(update, context)
+    if person is None:
         return
-    item = menu_item_for(message.text, services.settings.enabled_languages)
+    languages = services_of(context).settings.enabled_languages
+    item = menu_item_for(message.text, languages)
     await answer_menu_item(context, person, item)
 
 

@@ -25,7 +25,7 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot.keyboards import consent_keyboard, language_keyboard
-from bot.people import Person, load_person
+from bot.people import Person, current_person, load_person
 from bot.replies import (
     answer_stale_button,
     consent_full,
@@ -50,9 +50,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def show_menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
+    person = await current_person(update, context)
     await send_current_step(context, person)
 
 
@@ -68,9 +66,7 @@ async def ask_language(context: ContextTypes.DEFAULT_TYPE, person: Person) -> No
 
 
 async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
+    person = await current_person(update, context)
     if person.contact is None or not person.contact.has_consented:
         await send_current_step(context, person)
     else:

@@ -1,0 +1,57 @@
+"""The issue's acceptance walk, in a real browser against `crisis-comms run` with no token:
+/start → consent → language → menu, restart the process, and find it all remembered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import free_port, sandbox
+from tests.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
+SCREENSHOT = Path("/tmp/sandbox_walkthrough.png")
+
+
+@pytest.mark.browser
+async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
+    require_chromium()
+    from playwright.async_api import async_playwright, expect
+
+    port = free_port()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        page = await browser.new_page(viewport={"width": 390, "height": 800})
+        bot_messages = page.locator(".msg.bot")
+
+        async def say(text: str) -> None:
+            await page.fill("#message-input", text)
+            await page.press("#message-input", "Enter")
+
+        with sandbox(tmp_path, port) as url:
+            await page.goto(url)
+            await page.fill("#user-name", "Amina")
+            await page.select_option("#user-lang", "en")
+            await page.click("#user-save")
+            await expect(page.locator("#message-input")).to_be_enabled()
+            await say("/start")
+            await expect(bot_messages.last).to_contain_text("Humanitarian responders")
+            await page.locator(".inline-btn", has_text="Read the full notice").click()
+            await expect(bot_messages.last).to_contain_text("Your rights")
+            await page.locator(".inline-btn", has_text="I agree").click()
+            await expect(bot_messages.last).to_contain_text("Choose your language:")
+            await page.locator(".inline-btn", has_text="Español").click()
+            await expect(page.locator(".reply-btn", has_text="Find a shelter")).to_be_visible()
+            await page.screenshot(path=str(SCREENSHOT))
+            await page.locator(".reply-btn", has_text="Help").click()
+            await expect(bot_messages.last).to_contain_text("/language")
+
+        with sandbox(tmp_path, port):
+            await page.reload()
+            await expect(page.locator("#message-input")).to_be_enabled()
+            await say("/start")
+            await expect(bot_messages.last).to_contain_text("Main menu. Choose what you need:")
+            await expect(page.locator(".reply-btn", has_text="Find a shelter")).to_be_visible()
+        await browser.close()
