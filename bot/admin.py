@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import TextIO
 
 from bot.config import Settings
 from bot.runner import open_database
+from messages.detection import detect
 from staff.access import add_staff, list_staff
 from staff.models import Role
 from storage.base import utcnow
@@ -42,4 +45,14 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"{member.id}\t{member.name}\t{member.role.value}\t{linked}")
     finally:
         await database.dispose()
+    return 0
+
+
+def detect_languages(settings: Settings, lines: TextIO, out: TextIO) -> int:
+    """`{"language": code or null, "confidence": 0..1}` for each line, in the enabled set."""
+    for line in lines:
+        detection = detect(line.rstrip("\n"), settings.enabled_languages)
+        record = {"language": detection.language, "confidence": round(detection.confidence, 3)}
+        out.write(json.dumps(record) + "\n")
+        out.flush()  # one answer per line, so that a pipe can be used interactively
     return 0

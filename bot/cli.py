@@ -28,6 +28,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=[role.value for role in Role])
     add.add_argument("name", help="the staff member's name as colleagues know it")
     staff.add_parser("list", help="list staff members and roles")
+    commands.add_parser(
+        "detect-language",
+        help="read one text per line on stdin, write one JSON object per line",
+    )
     return root
 
 
@@ -52,6 +56,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         await run(settings)
         return 0
+    if args.command == "detect-language":
+        return admin.detect_languages(settings, sys.stdin, sys.stdout)
     if args.command == "db":
         return await admin.db_command(settings, args.db_command)
     return await admin.staff_command(settings, args)

@@ -42,6 +42,7 @@ class Settings:
     web_port: int
     default_language: str
     enabled_languages: tuple[str, ...]
+    fallback_languages: tuple[str, ...]
     timezone: str
     crisis: CrisisProfile
     pseudonym_key: bytes | None
@@ -110,6 +111,7 @@ def _parse(values: dict[str, str]) -> Settings:
     default_language = get("DEFAULT_LANGUAGE", "en") or "en"
     if default_language not in enabled:
         raise ConfigError("DEFAULT_LANGUAGE", f"{default_language!r} is not an enabled language")
+    fallbacks = _fallbacks(get("FALLBACK_LANGUAGES"), default_language)
     return Settings(
         token=token,
         api_root=_api_root(get("TELEGRAM_API_BASE_URL", TELEGRAM_API_ROOT) or TELEGRAM_API_ROOT),
@@ -119,6 +121,7 @@ def _parse(values: dict[str, str]) -> Settings:
         web_port=_port(get("WEB_PORT", "8080") or "8080"),
         default_language=default_language,
         enabled_languages=enabled,
+        fallback_languages=fallbacks,
         timezone=_timezone(get("TIMEZONE", "UTC") or "UTC"),
         crisis=_crisis(get("CRISIS_SCENARIO"), get("CRISIS_PHASE")),
         pseudonym_key=_pseudonym_key(get("PSEUDONYM_KEY"), required=token is not None),
@@ -180,6 +183,17 @@ def _languages(value: str | None) -> tuple[str, ...]:
         )
     # Keep the keyboard order of the language list.
     return tuple(code for code in known if code in chosen)
+
+
+def _fallbacks(value: str | None, default_language: str) -> tuple[str, ...]:
+    """The deployment's chain for missing texts: the configured list, else the default."""
+    if value is None:
+        return (default_language,)
+    chain = tuple(code.strip() for code in value.split(",") if code.strip())
+    unknown = [code for code in chain if code not in language_codes()]
+    if unknown or not chain:
+        raise ConfigError("FALLBACK_LANGUAGES", f"unknown language(s) {unknown}")
+    return chain
 
 
 def _timezone(value: str) -> str:

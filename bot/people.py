@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.services import Services, services_of
+from messages.bidi import format_text
 from messages.contacts import Contact, find_contact
+from messages.detection import detect
 from messages.i18n import translations
-from messages.languages import match_language
+from messages.language_choice import initial_language
+from messages.languages import is_rtl, match_language
 
 CHANNEL = "telegram"
 
@@ -31,6 +35,11 @@ class Person:
     @property
     def ngettext(self) -> Callable[[str, str, int], str]:
         return translations(self.language).ngettext
+
+    def format(self, translated: str, /, **values: Any) -> str:
+        """Fill a translated template, isolating left-to-right values (codes, numbers,
+        links) when the person reads right to left."""
+        return format_text(translated, is_rtl(self.language), **values)
 
     @property
     def onboarded(self) -> bool:
@@ -52,14 +61,33 @@ def hinted_language(update: Update, services: Services) -> str:
     return hint or settings.default_language
 
 
+def free_text(update: Update) -> str | None:
+    """What the person typed, if it is words and not a command."""
+    message = update.effective_message
+    text = message.text if message is not None else None
+    return None if text is None or text.startswith("/") else text
+
+
+def detected_language(update: Update, services: Services) -> str:
+    """For someone who has not chosen: what they write, else their client's language."""
+    user = update.effective_user
+    settings = services.settings
+    text = free_text(update)
+    hint = user.language_code if user else None
+    detection = detect(text, settings.enabled_languages, hint=hint) if text else None
+    return initial_language(detection, hint, settings.enabled_languages, settings.default_language)
+
+
 async def load_person(session: AsyncSession, update: Update, services: Services) -> Person:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None, "load_person needs a user and a chat"
     pseudonym = services.pseudonymize(CHANNEL, user.id)
     contact = await find_contact(session, pseudonym)
-    language = hinted_language(update, services)
-    if contact is not None and contact.language in services.settings.enabled_languages:
+    enabled = services.settings.enabled_languages
+    if contact is not None and contact.language_chosen and contact.language in enabled:
         language = contact.language
+    else:
+        language = detected_language(update, services)
     return Person(pseudonym=pseudonym, chat_id=chat.id, contact=contact, language=language)
 
 

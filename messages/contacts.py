@@ -41,6 +41,8 @@ class Contact(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     # True once the person picked a language themselves; detection never overrides it.
     language_chosen: Mapped[bool] = mapped_column(default=False)
+    # Languages detected in the last few messages ("ar,ar,?"), never the messages themselves.
+    recent_languages: Mapped[str | None] = mapped_column(String(64))
     consent_version: Mapped[str | None] = mapped_column(String(32))
     consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -126,6 +128,7 @@ async def _set_address(session: AsyncSession, contact: Contact, chat_id: int) ->
 def choose_language(contact: Contact, code: str) -> None:
     contact.language = code
     contact.language_chosen = True
+    contact.recent_languages = None
 
 
 async def mark_unreachable(session: AsyncSession, pseudonym: str, now: datetime) -> bool:

@@ -32,7 +32,12 @@ def translations(language_code: str) -> gettext.NullTranslations:
     language = get_language(language_code)
     if language is None or language.code == "en":
         return gettext.NullTranslations()
-    return _load(language.locale)
+    catalog = _load(language.locale)
+    for other in language.fallbacks:  # Dari readers read Persian, and the other way round
+        related = get_language(other)
+        if related is not None:
+            catalog.add_fallback(_load(related.locale))
+    return catalog
 
 
 def _load(locale: str) -> gettext.NullTranslations:

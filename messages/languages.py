@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from babel import Locale
 
@@ -16,6 +17,7 @@ class Language:
     locale: str  # Babel / gettext locale: "fa_AF"
     native_name: str  # the language's name in itself, for the language keyboard
     rtl: bool
+    fallbacks: tuple[str, ...] = ()  # languages its readers also read
 
 
 @cache
@@ -24,7 +26,7 @@ def all_languages() -> tuple[Language, ...]:
     return tuple(_language(entry) for entry in tomllib.loads(text)["language"])
 
 
-def _language(entry: dict[str, str]) -> Language:
+def _language(entry: dict[str, Any]) -> Language:
     locale = Locale.parse(entry["locale"])
     name = entry.get("native_name") or locale.get_display_name(locale) or entry["code"]
     return Language(
@@ -32,6 +34,7 @@ def _language(entry: dict[str, str]) -> Language:
         locale=entry["locale"],
         native_name=name[:1].upper() + name[1:],
         rtl=locale.character_order == "right-to-left",
+        fallbacks=tuple(entry.get("fallbacks", ())),
     )
 
 
@@ -55,3 +58,16 @@ def match_language(hint: str | None, enabled: tuple[str, ...]) -> str | None:
     if normalized in by_lower:
         return by_lower[normalized]
     return by_lower.get(normalized.split("-")[0])
+
+
+def is_rtl(code: str) -> bool:
+    language = get_language(code)
+    return language is not None and language.rtl
+
+
+def fallback_chain(code: str, deployment_chain: tuple[str, ...]) -> tuple[str, ...]:
+    """The languages to try, in order, for a person who reads `code`: their own, the ones
+    its readers also read, then the deployment's chain, then English (the source)."""
+    language = get_language(code)
+    chain = [code, *(language.fallbacks if language else ()), *deployment_chain, "en"]
+    return tuple(dict.fromkeys(chain))

@@ -13,7 +13,7 @@ extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --editable ".${extras}"
-.venv/bin/pybabel compile --domain messages --directory locales --use-fuzzy --statistics 2>&1 \
+.venv/bin/pybabel compile --domain messages --directory locales --statistics 2>&1 \
   | grep -v '^compiling' || true
 
 if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -49,7 +50,7 @@ def test_db_upgrade_and_staff_add(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "CRISIS_DATA_DIR": str(tmp_path)}
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0001" in upgraded.stdout
+    assert "database at revision 0002" in upgraded.stdout
     added = run_cli("staff", "add", "--role", "responder", "Rana Haddad", env=env)
     assert added.returncode == 0, added.stderr
     assert re.search(r"One-time link code: STAFF-[A-Z0-9]{4}-[A-Z0-9]{4}", added.stdout)
@@ -121,11 +122,31 @@ async def test_run_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path) 
         await api.send_text(user.id, "/start")
         [event] = await api.wait_for_bot(user.id, count=1, timeout=30)
         assert event.message is not None
-        assert "Humanitarian responders" in (event.message.text or "")
+        assert (event.message.text or "").startswith("Bienvenue."), "in the client's language"
         assert [c["command"] for c in api.commands()] == ["start", "menu", "language", "help"]
+        french = api.commands(language_code="fr")
+        assert french[0]["description"] != "Start again"
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), timeout=20)
         await api.stop()
     assert process.returncode == 0, err
     assert token.split(":")[1] not in err.decode(), "the token must never reach the log"
+
+
+def test_detect_language_reads_lines_and_writes_json(tmp_path: Path) -> None:
+    texts = "Where is the nearest shelter for my family?\nأين أقرب مأوى لعائلتي؟\n🙏🙏\n"
+    result = subprocess.run(
+        [*COMMAND, "detect-language"],
+        input=texts,
+        env={"PATH": os.environ["PATH"], "CRISIS_DATA_DIR": str(tmp_path)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["language"] for a in answers] == ["en", "ar", None]
+    assert all(0.0 <= a["confidence"] <= 1.0 for a in answers)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from messages.i18n import translations
 from tests.test_cli import free_port, sandbox
 from tests.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
@@ -43,15 +44,17 @@ async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
             await page.locator(".inline-btn", has_text="I agree").click()
             await expect(bot_messages.last).to_contain_text("Choose your language:")
             await page.locator(".inline-btn", has_text="Español").click()
-            await expect(page.locator(".reply-btn", has_text="Find a shelter")).to_be_visible()
+            await expect(page.locator(".reply-btn", has_text="Buscar un albergue")).to_be_visible()
             await page.screenshot(path=str(SCREENSHOT))
-            await page.locator(".reply-btn", has_text="Help").click()
+            await page.locator(".reply-btn", has_text="Ayuda").click()
             await expect(bot_messages.last).to_contain_text("/language")
 
         with sandbox(tmp_path, port):
             await page.reload()
             await expect(page.locator("#message-input")).to_be_enabled()
             await say("/start")
-            await expect(bot_messages.last).to_contain_text("Main menu. Choose what you need:")
-            await expect(page.locator(".reply-btn", has_text="Find a shelter")).to_be_visible()
+            await expect(bot_messages.last).to_contain_text(
+                translations("es").gettext("Main menu. Choose what you need:")
+            )
+            await expect(page.locator(".reply-btn", has_text="Buscar un albergue")).to_be_visible()
         await browser.close()

@@ -12,7 +12,9 @@ from bot.keyboards import main_menu
 from bot.people import current_person, hinted_language
 from bot.replies import answer_stale_button, onboarded_person
 from bot.services import Handler, services_of
+from messages.bidi import format_text
 from messages.i18n import translations
+from messages.languages import is_rtl
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -59,14 +61,14 @@ async def group_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     chat = update.effective_chat
     if chat is None:
         return
-    services = services_of(context)
-    _ = translations(hinted_language(update, services)).gettext
-    await context.bot.send_message(
-        chat.id,
-        _("Please write to me in a private chat: {link}").format(
-            link=f"https://t.me/{context.bot.username}"
-        ),
+    language = hinted_language(update, services_of(context))
+    _ = translations(language).gettext
+    text = format_text(
+        _("Please write to me in a private chat: {link}"),
+        is_rtl(language),
+        link=f"https://t.me/{context.bot.username}",
     )
+    await context.bot.send_message(chat.id, text)
 
 
 def handlers() -> list[Handler]:

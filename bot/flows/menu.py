@@ -7,14 +7,19 @@ Services that later work adds answer "coming soon" for now.
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.flows.onboarding import ask_language
 from bot.keyboards import MenuItem, main_menu, menu_item_for
-from bot.people import Person, current_person
+from bot.people import Person, current_person, load_person
 from bot.replies import onboarded_person
 from bot.services import Handler, services_of
+from messages.bidi import format_text
+from messages.detection import detect
+from messages.i18n import translations
+from messages.language_choice import remember, switch_suggestion
+from messages.languages import get_language
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -61,6 +66,40 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     languages = services_of(context).settings.enabled_languages
     item = menu_item_for(message.text, languages)
     await answer_menu_item(context, person, item)
+    if item is None:
+        await notice_language(update, context, message.text)
+
+
+async def notice_language(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    """Keep the trail of detected languages; offer a switch when it points elsewhere."""
+    services = services_of(context)
+    enabled = services.settings.enabled_languages
+    detection = detect(text, enabled)
+    async with services.db.transaction() as session:
+        person = await load_person(session, update, services)
+        contact = person.contact
+        assert contact is not None
+        contact.recent_languages = remember(contact.recent_languages, detection)
+        suggestion = switch_suggestion(contact.language, contact.recent_languages, enabled)
+        if suggestion is not None:
+            contact.recent_languages = None  # offer once, not after every message
+    if suggestion is not None:
+        await offer_switch(context, person.chat_id, suggestion)
+
+
+async def offer_switch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, code: str) -> None:
+    """Asked in the language they write in, with one button to switch."""
+    language = get_language(code)
+    assert language is not None
+    text = format_text(
+        translations(code).gettext(
+            "You seem to write in {language}. Shall I answer in {language}?"
+        ),
+        language.rtl,
+        language=language.native_name,
+    )
+    button = InlineKeyboardButton(f"🌐 {language.native_name}", callback_data=f"lang:{code}")
+    await context.bot.send_message(chat_id, text, reply_markup=InlineKeyboardMarkup([[button]]))
 
 
 async def answer_menu_item(

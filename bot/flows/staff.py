@@ -65,8 +65,8 @@ async def link_account(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             "This code is not valid. Codes work once, for 24 hours. Ask your admin for a new one."
         )
     else:
-        text = _("Linked: {name}, role {role}. Send /whoami to check.").format(
-            name=name, role=role.value
+        text = person.format(
+            _("Linked: {name}, role {role}. Send /whoami to check."), name=name, role=role.value
         )
     await context.bot.send_message(person.chat_id, text)
 
