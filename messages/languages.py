@@ -57,7 +57,11 @@ def match_language(hint: str | None, enabled: tuple[str, ...]) -> str | None:
     by_lower = {code.lower(): code for code in enabled}
     if normalized in by_lower:
         return by_lower[normalized]
-    return by_lower.get(normalized.split("-")[0])
+    base = normalized.split("-")[0]
+    # "ar-EG" finds "ar"; "fa" finds "fa-AF" where only Dari is enabled.
+    return by_lower.get(base) or next(
+        (code for code in enabled if code.lower().split("-")[0] == base), None
+    )
 
 
 def is_rtl(code: str) -> bool:

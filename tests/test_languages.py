@@ -41,6 +41,11 @@ def test_client_hints(hint: str | None, expected: str | None) -> None:
     assert match_language(hint, ENABLED) == expected
 
 
+def test_persian_finds_dari_where_only_dari_is_enabled() -> None:
+    assert match_language("fa", ("en", "fa-AF")) == "fa-AF"
+    assert match_language("fa", ("en", "fa", "fa-AF")) == "fa"
+
+
 def test_rtl_sentences_isolate_ltr_inserts() -> None:
     sentence = format_text(
         "رقم الهاتف {phone} والرمز {code}", True, phone="+509 3700 0000", code="AB-12"
