@@ -13,10 +13,10 @@ from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 from bot.flows.onboarding import ask_language
 from bot.keyboards import MenuItem, main_menu, menu_item_for
 from bot.people import Person, current_person, load_person
-from bot.replies import onboarded_person
+from bot.replies import send_current_step
 from bot.services import Handler, services_of
 from messages.bidi import format_text
-from messages.detection import detect
+from messages.detection import Detection, detect
 from messages.i18n import translations
 from messages.language_choice import remember, switch_suggestion
 from messages.languages import get_language
@@ -60,31 +60,32 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None and message.text is not None
-    person = await onboarded_person(update, context)
-    if person is None:
-        return
-    languages = services_of(context).settings.enabled_languages
-    item = menu_item_for(message.text, languages)
-    await answer_menu_item(context, person, item)
-    if item is None:
-        await notice_language(update, context, message.text)
-
-
-async def notice_language(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-    """Keep the trail of detected languages; offer a switch when it points elsewhere."""
     services = services_of(context)
     enabled = services.settings.enabled_languages
-    detection = detect(text, enabled)
+    item = menu_item_for(message.text, enabled)
+    suggestion = None
+    # One transaction: who they are, and (for words, not menu taps) the language trail.
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
-        contact = person.contact
-        assert contact is not None
-        contact.recent_languages = remember(contact.recent_languages, detection)
-        suggestion = switch_suggestion(contact.language, contact.recent_languages, enabled)
-        if suggestion is not None:
-            contact.recent_languages = None  # offer once, not after every message
+        if person.onboarded and item is None:
+            suggestion = note_language(person, detect(message.text, enabled), enabled)
+    if not person.onboarded:
+        await send_current_step(context, person)
+        return
+    await answer_menu_item(context, person, item)
     if suggestion is not None:
         await offer_switch(context, person.chat_id, suggestion)
+
+
+def note_language(person: Person, detection: Detection, enabled: tuple[str, ...]) -> str | None:
+    """Add this message's language to the trail; the language to offer, if it points elsewhere."""
+    contact = person.contact
+    assert contact is not None
+    contact.recent_languages = remember(contact.recent_languages, detection)
+    suggestion = switch_suggestion(contact.language, contact.recent_languages, enabled)
+    if suggestion is not None:
+        contact.recent_languages = None  # offer once, not after every message
+    return suggestion
 
 
 async def offer_switch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, code: str) -> None:
