@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.config import Settings
-from bot.runner import open_database
+from bot.runner import deployment_key, open_database
+from evacuation.manifests import (
+    departure_points,
+    format_summary,
+    manifest_rows,
+    summary,
+    to_csv,
+    to_xlsx,
+)
 from messages.detection import detect
+from messages.importing import import_file
 from staff.access import add_staff, list_staff
-from staff.models import Role
+from staff.models import Role, StaffMember
+from staff.tokens import issue_token
 from storage.base import utcnow
 from storage.database import connect, current_revision
 
@@ -28,6 +41,8 @@ async def db_command(settings: Settings, command: str) -> int:
 
 
 async def staff_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.staff_command == "token":
+        return await staff_token(settings, args.staff_id, args.days)
     database = await open_database(settings)
     try:
         async with database.transaction() as session:
@@ -45,6 +60,70 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"{member.id}\t{member.name}\t{member.role.value}\t{linked}")
     finally:
         await database.dispose()
+    return 0
+
+
+async def staff_token(settings: Settings, staff_id: int, days: int) -> int:
+    """Print a staff web API token; an unknown or inactive staff member gets none (status 1)."""
+    database = await open_database(settings)
+    try:
+        async with database.transaction() as session:
+            member = await session.get(StaffMember, staff_id)
+            if member is None or not member.active:
+                state = "unknown" if member is None else "not active"
+                print(f"crisis-comms: staff member {staff_id} is {state}", file=sys.stderr)
+                return 1
+            issued = issue_token(deployment_key(settings), member, days=days, now=utcnow())
+    finally:
+        await database.dispose()
+    print(issued.token)
+    print(
+        f"For {member.name} ({member.role.value}), valid until "
+        f"{issued.expires_at:%Y-%m-%d %H:%M} UTC. Send it as: Authorization: Bearer <token>",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def import_command(settings: Settings, kind: str, file: str, by: str | None) -> int:
+    """Import a file; commit only when every row is valid. Report to stderr, exit status 1."""
+    database = await open_database(settings)
+    try:
+        async with database.sessions() as session:
+            result = await import_file(session, kind, file, by=by, now=utcnow())
+            if result.ok:
+                await session.commit()
+            # Closing the session without a commit rolls back: nothing is written.
+    finally:
+        await database.dispose()
+    if result.report():
+        print(result.report(), file=sys.stderr)
+    if not result.ok:
+        return 1
+    print(result.summary())
+    return 0
+
+
+async def registrations_command(settings: Settings, args: argparse.Namespace) -> int:
+    database = await open_database(settings)
+    try:
+        async with database.transaction() as session:
+            if args.registrations_command == "summary":
+                print(format_summary(await summary(session)))
+                return 0
+            if args.point is None:
+                for point, count in await departure_points(session):
+                    print(f"{point.key}\t{point.name}\t{count}")
+                return 0
+            rows = await manifest_rows(session, args.point)
+    finally:
+        await database.dispose()
+    data = to_csv(rows) if args.format == "csv" else to_xlsx(rows, args.point)
+    if args.output:
+        await asyncio.to_thread(Path(args.output).write_bytes, data)
+        print(f"{len(rows)} registrations written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
     return 0
 
 

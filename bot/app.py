@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    ContextTypes,
+)
 
 from bot.commands import register_commands
-from bot.config import SANDBOX_TOKEN
+from bot.config import SANDBOX_TOKEN, Settings
 from bot.errors import on_error
-from bot.flows import fallbacks, menu, onboarding, staff
-from bot.services import Services, install, services_of_app
+from bot.flows import (
+    consulates,
+    fallbacks,
+    manifests,
+    menu,
+    onboarding,
+    registration,
+    shelter_updates,
+    shelters,
+    staff,
+)
+from bot.persistence import FlowPersistence
+from bot.services import Services, install, services_of, services_of_app
+from evacuation.registrations import purge_stale_drafts
 
 # The Application as ApplicationBuilder builds it; its generic parameters do not matter here.
 BotApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
@@ -26,10 +44,13 @@ def build_application(services: Services) -> BotApplication:
         .base_file_url(settings.api_base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(False)  # one update at a time keeps each chat's order
+        .persistence(FlowPersistence(services.db))
         .build()
     )
     install(application.bot_data, services)
-    add_handlers(application)
+    add_handlers(application, settings)
+    assert application.job_queue is not None
+    application.job_queue.run_repeating(purge_drafts, interval=3600, first=0)
     return application
 
 
@@ -39,12 +60,34 @@ async def start_application(application: BotApplication) -> None:
     await register_commands(application, services_of_app(application))
 
 
-def add_handlers(application: BotApplication) -> None:
-    for handler in fallbacks.early_handlers():
-        application.add_handler(handler)
-    for module in (staff, onboarding, menu):
-        for handler in module.handlers():
-            application.add_handler(handler)
-    for handler in fallbacks.handlers():
-        application.add_handler(handler)
+def add_handlers(application: BotApplication, settings: Settings) -> None:
+    # Groups -2 and -1 see every update first; a handler there stops the others only on
+    # purpose. One lookup per group: in a group only the first matching handler runs, and
+    # each lookup's "anything else ends the question" matches every update.
+    for handler in shelters.early_handlers(settings):
+        application.add_handler(handler, group=-2)
+    for handler in consulates.early_handlers(settings):
+        application.add_handler(handler, group=-1)
+    handlers: list[BaseHandler[Any, Any, Any]] = [
+        *fallbacks.early_handlers(),
+        *shelters.handlers(settings),
+        *staff.handlers(),
+        *manifests.handlers(),
+        *shelter_updates.handlers(),
+        registration.conversation(settings),
+        *consulates.handlers(),
+        *onboarding.handlers(),
+        *menu.handlers(),
+        *fallbacks.handlers(),
+    ]
+    application.add_handlers(handlers)
     application.add_error_handler(on_error)
+
+
+async def purge_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Unfinished registrations nobody touched for the retention period are deleted."""
+    services = services_of(context)
+    async with services.db.transaction() as session:
+        await purge_stale_drafts(
+            session, services.settings.services.draft_retention, services.clock()
+        )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
 from staff.models import Role
+from staff.tokens import DEFAULT_DAYS, MAX_DAYS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,11 +29,56 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=[role.value for role in Role])
     add.add_argument("name", help="the staff member's name as colleagues know it")
     staff.add_parser("list", help="list staff members and roles")
+    token = staff.add_parser(
+        "token",
+        help="print a bearer token for the staff web API (/api)",
+        description="The token is signed with a key derived from the pseudonym key and "
+        "expires after --days. It stops working at once when the staff member is deactivated.",
+    )
+    token.add_argument("staff_id", type=int, help="the id shown by `staff list`")
+    token.add_argument(
+        "--days",
+        type=token_days,
+        default=DEFAULT_DAYS,
+        help=f"1 to {MAX_DAYS} (default {DEFAULT_DAYS})",
+    )
+    importing = commands.add_parser(
+        "import",
+        help="import shelters, consulates or places from CSV (HXL tags welcome) or JSON",
+        description="All or nothing: with any problem nothing is imported, and every problem "
+        "is reported by its spreadsheet row. Rows are matched to stored records by id.",
+    )
+    importing.add_argument("import_kind", choices=["shelters", "consulates", "places"])
+    importing.add_argument("file", help="a .csv or .json file")
+    importing.add_argument(
+        "--by", help='who the records are attributed to (default: "import:FILENAME")'
+    )
+    registrations = commands.add_parser(
+        "registrations", help="evacuation and transport registrations"
+    ).add_subparsers(dest="registrations_command", required=True)
+    registrations.add_parser(
+        "summary", help="counts by departure point, nationality and special need"
+    )
+    manifest = registrations.add_parser(
+        "manifest",
+        help="the manifest of one departure point, for the transport partner",
+        description="Without POINT: list the departure points with registrations. The file "
+        "holds phone numbers: share it only with the transport partner.",
+    )
+    manifest.add_argument("point", nargs="?", help="the departure point's id (or 'unassigned')")
+    manifest.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    manifest.add_argument("--output", "-o", help="file to write (default: standard output)")
     commands.add_parser(
         "detect-language",
         help="read one text per line on stdin, write one JSON object per line",
     )
     return root
+
+
+def token_days(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, 1 to {MAX_DAYS}")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +106,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return admin.detect_languages(settings, sys.stdin, sys.stdout)
     if args.command == "db":
         return await admin.db_command(settings, args.db_command)
+    if args.command == "registrations":
+        return await admin.registrations_command(settings, args)
+    if args.command == "import":
+        return await admin.import_command(settings, args.import_kind, args.file, args.by)
     return await admin.staff_command(settings, args)
 
 

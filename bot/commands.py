@@ -13,6 +13,7 @@ from messages.i18n import N_, translations
 PUBLIC_COMMANDS = (
     ("start", N_("Start again")),
     ("menu", N_("Main menu")),
+    ("myregistration", N_("See, change or cancel my registration")),
     ("language", N_("Change the language")),
     ("help", N_("How this service works")),
 )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -33,6 +34,18 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """How the information services behave; every value has a default that suits a response."""
+
+    help_line: str | None = None
+    shelter_radius_km: float = 25.0
+    shelter_max_age: timedelta = timedelta(hours=24)
+    departure_radius_km: float = 50.0
+    registration_timeout: timedelta = timedelta(minutes=30)
+    draft_retention: timedelta = timedelta(days=14)
+
+
+@dataclass(frozen=True)
 class Settings:
     token: str | None
     api_root: str
@@ -50,6 +63,7 @@ class Settings:
     webhook_url: str | None
     webhook_secret: str | None
     log_level: str
+    services: ServiceSettings = field(default_factory=ServiceSettings)
 
     @property
     def sandbox(self) -> bool:
@@ -129,6 +143,30 @@ def _parse(values: dict[str, str]) -> Settings:
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         log_level=_log_level(get("LOG_LEVEL", "INFO") or "INFO"),
+        services=_services(get),
+    )
+
+
+def _services(get: Callable[[str], str | None]) -> ServiceSettings:
+    def positive(name: str, default: float) -> float:
+        value = get(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not 0 < number < 1e6:
+            raise ConfigError(name, f"must be a positive number, not {value!r}")
+        return number
+
+    return ServiceSettings(
+        help_line=get("HELP_LINE"),
+        shelter_radius_km=positive("SHELTER_RADIUS_KM", 25),
+        shelter_max_age=timedelta(hours=positive("SHELTER_MAX_AGE_HOURS", 24)),
+        departure_radius_km=positive("DEPARTURE_RADIUS_KM", 50),
+        registration_timeout=timedelta(minutes=positive("REGISTRATION_TIMEOUT_MINUTES", 30)),
+        draft_retention=timedelta(days=positive("DRAFT_RETENTION_DAYS", 14)),
     )
 
 

@@ -6,6 +6,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot.config import Settings
 from bot.keyboards import consent_keyboard, language_keyboard, main_menu
 from bot.people import Person, current_person
 from bot.services import services_of
@@ -117,3 +118,11 @@ async def onboarded_person(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return person
     await send_current_step(context, person)
     return None
+
+
+def help_line(person: Person, settings: Settings) -> str:
+    """Where to turn when we have nothing on record: the deployment's help line, if any."""
+    number = settings.services.help_line
+    if number is None:
+        return person.gettext("For help, go to the nearest humanitarian staff or help desk.")
+    return person.format(person.gettext("For help, call the help line: {number}"), number=number)

@@ -2,7 +2,12 @@
 
 The sandbox runs in one process on the web host/port: the loopback Bot API server, the chat
 page a person uses as their phone, and the bot itself, talking to each other over HTTP
-exactly as the bot talks to Telegram.
+exactly as the bot talks to Telegram. On an empty database it loads the demo data set
+(messages/demo.py), so that every service can be tried at once.
+
+The staff web API (bot/staff_api.py) is served under /api in every mode: on the sandbox's
+server, on the webhook's server, or, when polling Telegram, on a server of its own on the
+web host/port.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from bot.app import BotApplication, build_application, start_application
 from bot.config import SANDBOX_TOKEN, Settings
 from bot.sandbox.botapi import LoopbackBotApi
 from bot.services import Services
+from bot.staff_api import StaffApi, mount_staff_api, standalone_app
 from bot.webhook import WEBHOOK_PATH, webhook_app
 from messages.contacts import Pseudonymizer
+from messages.demo import load_demo_data
+from storage.base import utcnow
 from storage.database import Database, connect, upgrade
 
 log = logging.getLogger("crisis_comms.run")
@@ -42,6 +50,11 @@ def sandbox_key(data_dir: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
+def deployment_key(settings: Settings) -> bytes:
+    """The pseudonym key: configured, or the sandbox's own. Staff API tokens derive from it."""
+    return settings.pseudonym_key or sandbox_key(settings.data_dir)
+
+
 async def open_database(settings: Settings) -> Database:
     database = connect(settings.database_url)
     await upgrade(database)
@@ -51,22 +64,33 @@ async def open_database(settings: Settings) -> Database:
 async def run(settings: Settings) -> None:
     database = await open_database(settings)
     try:
-        async with _bot_api(settings) as api_root:
+        key = deployment_key(settings)
+        staff_api = StaffApi(database, key, settings)
+        if settings.sandbox:
+            await _load_demo_data(database)
+        async with _bot_api(settings, staff_api) as api_root:
             settings = replace(settings, api_root=api_root)
-            key = settings.pseudonym_key or sandbox_key(settings.data_dir)
             services = Services(settings, database, Pseudonymizer(key))
-            await _serve(build_application(services), settings)
+            await _serve(build_application(services), settings, staff_api)
     finally:
         await database.dispose()
 
 
+async def _load_demo_data(database: Database) -> None:
+    async with database.transaction() as session:
+        if await load_demo_data(session, utcnow()):
+            log.info("sandbox: the database was empty, demo data loaded")
+
+
 @contextlib.asynccontextmanager
-async def _bot_api(settings: Settings) -> AsyncIterator[str]:
-    """The Bot API server to use: Telegram's (or the configured one), or the sandbox's own."""
+async def _bot_api(settings: Settings, staff_api: StaffApi) -> AsyncIterator[str]:
+    """The Bot API server to use: Telegram's (or the configured one), or the sandbox's own,
+    which also serves the staff API."""
     if not settings.sandbox:
         yield settings.api_root
         return
     api = LoopbackBotApi(token=SANDBOX_TOKEN, host=settings.web_host, port=settings.web_port)
+    mount_staff_api(api.app, staff_api)
     await api.start()
     print(f"Crisis Comms sandbox: open {api.url} in your browser (Ctrl+C to stop)", flush=True)
     try:
@@ -75,7 +99,7 @@ async def _bot_api(settings: Settings) -> AsyncIterator[str]:
         await api.stop()
 
 
-async def _serve(application: BotApplication, settings: Settings) -> None:
+async def _serve(application: BotApplication, settings: Settings, staff_api: StaffApi) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -84,10 +108,12 @@ async def _serve(application: BotApplication, settings: Settings) -> None:
         await start_application(application)
         runner = None
         if settings.mode == "webhook":
-            runner = await _start_webhook(application, settings)
+            runner = await _start_webhook(application, settings, staff_api)
         else:
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+            if not settings.sandbox:  # the sandbox's server already serves the staff API
+                runner = await _start_api_site(staff_api, settings)
         log.info("bot running (%s)", "sandbox" if settings.sandbox else settings.mode)
         await stop.wait()
         log.info("stopping")
@@ -98,11 +124,41 @@ async def _serve(application: BotApplication, settings: Settings) -> None:
         await application.stop()
 
 
-async def _start_webhook(application: BotApplication, settings: Settings) -> web.AppRunner:
-    assert settings.webhook_url is not None and settings.webhook_secret is not None
-    runner = web.AppRunner(webhook_app(application, settings.webhook_secret))
+async def _start_site(app: web.Application, settings: Settings) -> web.AppRunner:
+    runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    try:
+        await web.TCPSite(runner, settings.web_host, settings.web_port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+async def _start_api_site(staff_api: StaffApi, settings: Settings) -> web.AppRunner | None:
+    """Polling needs no server but the staff API does. When its address is taken, the bot
+    still serves people: the problem is logged, not fatal."""
+    try:
+        runner = await _start_site(standalone_app(staff_api), settings)
+    except OSError as problem:
+        log.error(
+            "staff API not served: cannot listen on %s:%s (%s); set WEB_HOST and WEB_PORT",
+            settings.web_host,
+            settings.web_port,
+            problem.strerror or problem,
+        )
+        return None
+    log.info("staff API on http://%s:%s/api", settings.web_host, settings.web_port)
+    return runner
+
+
+async def _start_webhook(
+    application: BotApplication, settings: Settings, staff_api: StaffApi
+) -> web.AppRunner:
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    app = webhook_app(application, settings.webhook_secret)
+    mount_staff_api(app, staff_api)
+    runner = await _start_site(app, settings)
     url = settings.webhook_url.rstrip("/")
     if not url.endswith(WEBHOOK_PATH):
         url += WEBHOOK_PATH

@@ -53,5 +53,9 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings({"DATABASE_URL": database_url, "CRISIS_DATA_DIR": str(tmp_path / "data")})
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Test settings; `@pytest.mark.settings(NAME="value")` adds configuration variables."""
+    marker = request.node.get_closest_marker("settings")
+    extra = {str(k): str(v) for k, v in marker.kwargs.items()} if marker else {}
+    env = {"DATABASE_URL": database_url, "CRISIS_DATA_DIR": str(tmp_path / "data")}
+    return load_settings({**env, **extra})

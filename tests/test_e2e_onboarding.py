@@ -111,7 +111,7 @@ async def test_restart_between_consent_and_language(
 
 async def test_menu_items_answer(phone: Phone) -> None:
     assert await onboard(phone) == MENU
-    for label in ("🏠 Find a shelter", "🚌 Register for evacuation or transport", "🔔 Updates"):
+    for label in ("💬 Tell us what you need", "🔔 Updates"):
         answer = await phone.send(label)
         assert "available here soon" in (answer.text or "")
         assert reply_labels(answer) == MENU
@@ -126,4 +126,4 @@ async def test_menu_items_answer(phone: Phone) -> None:
 
 async def test_commands_are_registered(bot_api: LoopbackBotApi, running_bot: RunningBot) -> None:
     names = [c["command"] for c in bot_api.commands()]
-    assert names == ["start", "menu", "language", "help"]
+    assert names == ["start", "menu", "myregistration", "language", "help"]

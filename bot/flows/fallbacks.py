@@ -8,6 +8,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.flows import shelters
 from bot.keyboards import main_menu
 from bot.people import current_person, hinted_language
 from bot.replies import answer_stale_button, onboarded_person
@@ -41,15 +42,8 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    person = await onboarded_person(update, context)
-    if person is None:
-        return
-    _ = person.gettext
-    await context.bot.send_message(
-        person.chat_id,
-        _("Thank you. Finding help near a location you share will be available here soon."),
-        reply_markup=main_menu(_),
-    )
+    """A location shared outside any conversation: the shelters near it."""
+    await shelters.on_location(update, context)
 
 
 async def ignore(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -123,8 +123,19 @@ async def answer_menu_item(
     await context.bot.send_message(person.chat_id, text, reply_markup=main_menu(_))
 
 
+async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/cancel outside any conversation (inside one, the conversation answers it)."""
+    person = await current_person(update, context)
+    _ = person.gettext
+    markup = main_menu(_) if person.onboarded else None
+    await context.bot.send_message(
+        person.chat_id, _("There is nothing to cancel. Here is the main menu."), reply_markup=markup
+    )
+
+
 def handlers() -> list[Handler]:
     return [
         CommandHandler("help", help_command, filters=PRIVATE),
+        CommandHandler("cancel", nothing_to_cancel, filters=PRIVATE),
         MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, on_text),
     ]
