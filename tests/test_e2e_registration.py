@@ -396,3 +396,17 @@ async def test_not_onboarded_people_are_shown_the_consent_first(
     notice = await phone.send("/myregistration")
     assert "Do you agree?" in (notice.text or "")
     assert await registration_of(running_bot) is None
+
+
+async def test_other_services_in_the_middle_of_registering(
+    phone: Phone, running_bot: RunningBot, places: None
+) -> None:
+    scope = await start_registering(phone)
+    people = await phone.tap(scope, "Just me")
+    asked = await phone.send("🏛 Consulate contacts")
+    missions = await phone.tap(asked, "Afghanistan")
+    assert "Embassy of Afghanistan" in (missions.text or "")
+    nationality = await phone.tap(people, "18 to 59")
+    assert "nationality" in (nationality.text or ""), "the registration went on where it was"
+    stored = await registration_of(running_bot)
+    assert stored is not None and stored.step == "nationality" and stored.adults == 1

@@ -58,3 +58,47 @@ async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
             )
             await expect(page.locator(".reply-btn", has_text="Buscar un albergue")).to_be_visible()
         await browser.close()
+
+
+@pytest.mark.browser
+async def test_a_newcomer_tries_every_service_on_the_demo_data(tmp_path: Path) -> None:
+    """`crisis-comms run` with no token loads the demo data: shelters near the page's default
+    location, a registration's first steps, and a consulate, all from the browser."""
+    require_chromium()
+    from playwright.async_api import async_playwright, expect
+
+    port = free_port()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        page = await browser.new_page(viewport={"width": 390, "height": 800})
+        bot_messages = page.locator(".msg.bot")
+        with sandbox(tmp_path, port) as url:
+            await page.goto(url)
+            await page.fill("#user-name", "Amina")
+            await page.select_option("#user-lang", "en")
+            await page.click("#user-save")
+            await expect(page.locator("#message-input")).to_be_enabled()
+            await page.fill("#message-input", "/start")
+            await page.press("#message-input", "Enter")
+            await page.locator(".inline-btn", has_text="I agree").click()
+            await page.locator(".inline-btn", has_text="English").click()
+
+            await page.locator(".reply-btn", has_text="Find a shelter").click()
+            await page.locator(".reply-btn.request-location").click()
+            await page.click("#loc-share")  # the default point is the demo's centre
+            await expect(page.locator("[data-testid=card-venue]")).to_have_count(5)
+            await expect(page.get_by_text("Shelters near you, nearest first:")).to_be_visible()
+            await expect(page.locator("[data-testid=card-venue]").first).to_contain_text("1.")
+
+            await page.locator(".reply-btn", has_text="Register for evacuation").click()
+            await expect(bot_messages.last).to_contain_text("Who are you registering?")
+            await page.locator(".inline-btn", has_text="Just me").last.click()
+            await expect(bot_messages.last).to_contain_text("How old are you?")
+
+            await page.locator(".reply-btn", has_text="Consulate contacts").click()
+            await expect(bot_messages.last).to_contain_text("Which country's embassy")
+            await page.locator(".inline-btn", has_text="Afghanistan").last.click()
+            await expect(bot_messages.last).to_contain_text("Embassies and consulates of")
+        await browser.close()

@@ -821,7 +821,9 @@ def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT
             MessageHandler(PRIVATE & menu_tap, on_menu_tap),
             CallbackQueryHandler(paused_then(on_language), pattern=r"^lang:[A-Za-z-]{2,8}$"),
             CallbackQueryHandler(paused_then(on_consent), pattern=r"^consent:"),
-            CallbackQueryHandler(repeat_question),
+            # Old registration buttons; other buttons (countries, places, staff) go on to
+            # their own handlers, the registration staying where it is.
+            CallbackQueryHandler(repeat_question, pattern=r"^reg:"),
             MessageHandler(PRIVATE & ~filters.StatusUpdate.ALL, repeat_question),
         ],
         name=REGISTRATION,
