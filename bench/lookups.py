@@ -110,11 +110,11 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         database = connect(url)
+        await upgrade(database)
         if args.database_url:
             async with database.engine.begin() as connection:
                 for table in ("registrations", "shelter_changes", "shelters", "places"):
                     await connection.execute(text(f"DELETE FROM {table}"))
-        await upgrade(database)
         await seed(database, args.shelters, args.places, rng)
         points = [
             (CENTRE[0] + rng.uniform(-SPREAD, SPREAD), CENTRE[1] + rng.uniform(-SPREAD, SPREAD))
