@@ -10,7 +10,14 @@ import enum
 from collections.abc import Callable, Iterable
 from functools import cache
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+)
+from telegram.ext import filters
 
 from messages.i18n import N_, translations
 from messages.languages import get_language
@@ -68,6 +75,21 @@ def _normalize(text: str) -> str:
 
 def menu_item_for(text: str, languages: tuple[str, ...]) -> MenuItem | None:
     return menu_lookup(languages).get(_normalize(text))
+
+
+class MenuTap(filters.MessageFilter):
+    """Text that is a main-menu label in an enabled language: any item, or only `item`."""
+
+    def __init__(self, languages: tuple[str, ...], item: MenuItem | None = None) -> None:
+        super().__init__(name=f"MenuTap({item.key if item else 'any'})")
+        self.languages = languages
+        self.item = item
+
+    def filter(self, message: Message) -> bool:
+        if message.text is None:
+            return False
+        found = menu_item_for(message.text, self.languages)
+        return found is not None and (self.item is None or found is self.item)
 
 
 def consent_keyboard(gettext: Gettext, *, full_shown: bool = False) -> InlineKeyboardMarkup:

@@ -32,7 +32,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.keyboards import MenuItem, main_menu, menu_item_for
+from bot.keyboards import MenuItem, MenuTap, main_menu
 from bot.people import Person, load_person
 from bot.replies import help_line, send_current_step
 from bot.services import services_of
@@ -187,16 +187,6 @@ async def on_country_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     return END
 
 
-class ConsulateTap(filters.MessageFilter):
-    def __init__(self, languages: tuple[str, ...]) -> None:
-        super().__init__(name="ConsulateTap")
-        self.languages = languages
-
-    def filter(self, message: object) -> bool:
-        text = getattr(message, "text", None)
-        return text is not None and menu_item_for(text, self.languages) is MenuItem.CONSULATE
-
-
 async def leave(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
     """Anything else ends the question; the other handlers then answer it as usual."""
     return END
@@ -205,12 +195,13 @@ async def leave(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
 def early_handlers(settings: Settings) -> list[Handler]:
     """Run before every other handler group: the question and the typed answer stop there
     (ApplicationHandlerStop); anything else ends the question and goes on to the others."""
-    words = PRIVATE & filters.TEXT & ~filters.COMMAND & ~MenuLabel(settings.enabled_languages)
+    words = PRIVATE & filters.TEXT & ~filters.COMMAND & ~MenuTap(settings.enabled_languages)
     return [
         ConversationHandler(
             entry_points=[
                 MessageHandler(
-                    PRIVATE & ConsulateTap(settings.enabled_languages), stopping(ask_country)
+                    PRIVATE & MenuTap(settings.enabled_languages, MenuItem.CONSULATE),
+                    stopping(ask_country),
                 )
             ],
             states={ASKED: [MessageHandler(words, stopping(on_country_typed))]},
@@ -233,13 +224,3 @@ def stopping(
         raise ApplicationHandlerStop(await callback(update, context))
 
     return handle
-
-
-class MenuLabel(filters.MessageFilter):
-    def __init__(self, languages: tuple[str, ...]) -> None:
-        super().__init__(name="MenuLabel")
-        self.languages = languages
-
-    def filter(self, message: object) -> bool:
-        text = getattr(message, "text", None)
-        return text is not None and menu_item_for(text, self.languages) is not None

@@ -69,7 +69,7 @@ from bot.flows import registration_views as views
 from bot.flows.menu import answer_menu_item, help_command
 from bot.flows.onboarding import language_command, on_consent, on_language, show_menu, start
 from bot.flows.registration_views import QUESTIONS, Reply, Step
-from bot.keyboards import MenuItem, main_menu, menu_item_for
+from bot.keyboards import MenuItem, MenuTap, main_menu, menu_item_for
 from bot.people import Person, load_person
 from bot.persistence import REGISTRATION
 from bot.replies import edit_quietly, send_current_step
@@ -746,17 +746,6 @@ async def repeat_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 # --- wiring ----------------------------------------------------------------------------
 
 
-class MenuTap(filters.MessageFilter):
-    """Text that is a main-menu label in any enabled language."""
-
-    def __init__(self, languages: tuple[str, ...]) -> None:
-        super().__init__(name="MenuTap")
-        self.languages = languages
-
-    def filter(self, message: Message) -> bool:
-        return message.text is not None and menu_item_for(message.text, self.languages) is not None
-
-
 def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT_TYPE]:
     menu_tap = MenuTap(settings.enabled_languages)
     words = PRIVATE & filters.TEXT & ~filters.COMMAND & ~menu_tap
@@ -804,7 +793,7 @@ def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT
         Step.CANCEL: [press(Step.CANCEL, on_cancel_confirm, "yes|no")],
         ConversationHandler.TIMEOUT: [TypeHandler(Update, on_timeout)],
     }
-    evacuation = PRIVATE & filters.TEXT & EvacuationTap(settings.enabled_languages)
+    evacuation = PRIVATE & MenuTap(settings.enabled_languages, MenuItem.EVACUATION)
     return ConversationHandler(
         entry_points=[
             MessageHandler(evacuation, enter),
@@ -837,9 +826,3 @@ def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT
 async def paused_then_reopen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
     await _pause(update, context)
     return await my_registration(update, context)
-
-
-class EvacuationTap(MenuTap):
-    def filter(self, message: Message) -> bool:
-        text = message.text
-        return text is not None and menu_item_for(text, self.languages) is MenuItem.EVACUATION

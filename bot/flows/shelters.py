@@ -70,8 +70,8 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.flows.consulates import MenuLabel, stopping
-from bot.keyboards import Gettext, MenuItem, main_menu, menu_item_for
+from bot.flows.consulates import stopping
+from bot.keyboards import Gettext, MenuItem, MenuTap, main_menu
 from bot.people import Person, load_person
 from bot.replies import help_line, onboarded_person, send_current_step
 from bot.services import services_of
@@ -534,16 +534,6 @@ async def leave(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
 # --- wiring -----------------------------------------------------------------------------
 
 
-class ShelterTap(filters.MessageFilter):
-    def __init__(self, languages: tuple[str, ...]) -> None:
-        super().__init__(name="ShelterTap")
-        self.languages = languages
-
-    def filter(self, message: Message) -> bool:
-        text = message.text
-        return text is not None and menu_item_for(text, self.languages) is MenuItem.SHELTER
-
-
 class BackTap(filters.MessageFilter):
     def __init__(self, languages: tuple[str, ...]) -> None:
         super().__init__(name="BackTap")
@@ -565,7 +555,7 @@ def early_handlers(settings: Settings) -> list[Handler]:
     ends too; `handlers()` then keeps it from the main menu's answer.
     """
     languages = settings.enabled_languages
-    menu_label, back = MenuLabel(languages), BackTap(languages)
+    menu_label, back = MenuTap(languages), BackTap(languages)
     private = PRIVATE & MESSAGE
     words = private & filters.TEXT & ~filters.COMMAND & ~menu_label & ~back
     other = private & ~filters.TEXT & ~filters.LOCATION & ~filters.StatusUpdate.ALL
@@ -573,7 +563,7 @@ def early_handlers(settings: Settings) -> list[Handler]:
     return [
         ConversationHandler(
             entry_points=[
-                MessageHandler(private & ShelterTap(languages), ask_place),
+                MessageHandler(private & MenuTap(languages, MenuItem.SHELTER), ask_place),
                 MessageHandler(private & back, stopping(back_to_menu)),
                 pick,
             ],
@@ -599,5 +589,5 @@ async def answered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 def handlers(settings: Settings) -> list[Handler]:
     """First in the main group: "Find a shelter" was answered by the early handlers, and must
     not reach the main menu, which would answer it again."""
-    tap = PRIVATE & MESSAGE & ShelterTap(settings.enabled_languages)
+    tap = PRIVATE & MESSAGE & MenuTap(settings.enabled_languages, MenuItem.SHELTER)
     return [MessageHandler(tap, answered)]
