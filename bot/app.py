@@ -18,6 +18,7 @@ from bot.errors import on_error
 from bot.flows import (
     consulates,
     fallbacks,
+    feedback,
     manifests,
     menu,
     onboarding,
@@ -78,6 +79,7 @@ def add_handlers(application: BotApplication, settings: Settings) -> None:
         *consulates.handlers(),
         *onboarding.handlers(),
         *menu.handlers(),
+        *feedback.handlers(),
         *fallbacks.handlers(),
     ]
     application.add_handlers(handlers)

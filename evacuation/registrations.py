@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import enum
 import re
-import secrets
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -33,10 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from messages.i18n import N_
 from storage.base import Base, UtcDateTime, utcnow
+from storage.references import new_reference, normalize_reference
 
-# No 0/O, 1/I/L, 2/Z, 5/S, 8/B: a code read aloud over a bad line or written by hand survives.
-REFERENCE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
-REFERENCE_LENGTH = 6
 MAX_PER_AGE_GROUP = 30
 MAX_TEXT = 120
 COORDINATE_DECIMALS = 3  # about 100 m: enough to plan a pick-up, no more
@@ -209,20 +206,6 @@ def normalize_phone(text: str) -> str | None:
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     return compact if PHONE.match(compact) else None
-
-
-def new_reference() -> str:
-    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
-
-
-def normalize_reference(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", text).upper()
-
-
-def spoken(reference: str) -> str:
-    """KM74PX → "KM7-4PX": two halves are easier to read aloud and to write down."""
-    half = len(reference) // 2
-    return f"{reference[:half]}-{reference[half:]}"
 
 
 def missing_answers(registration: Registration) -> list[str]:

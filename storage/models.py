@@ -1,6 +1,7 @@
 """Every model, imported so that Alembic sees the whole schema."""
 
 from evacuation.registrations import Registration
+from feedback.items import Attachment, FeedbackItem
 from messages.consulates import Mission
 from messages.contacts import Contact, ContactAddress, Subscription
 from messages.places import Place
@@ -11,8 +12,10 @@ from storage.base import Base
 metadata = Base.metadata
 
 __all__ = [
+    "Attachment",
     "Contact",
     "ContactAddress",
+    "FeedbackItem",
     "LinkCode",
     "Mission",
     "Place",

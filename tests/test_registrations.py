@@ -21,22 +21,20 @@ from evacuation.manifests import (
     to_xlsx,
 )
 from evacuation.registrations import (
-    REFERENCE_ALPHABET,
     Registration,
     cancel,
     find_by_reference,
     missing_answers,
-    new_reference,
     normalize_phone,
     purge_stale_drafts,
     set_location,
-    spoken,
     start_registration,
     submit,
 )
 from messages.contacts import record_consent
 from messages.places import Place, PlaceKind
 from storage.database import Database, connect, upgrade
+from storage.references import REFERENCE_ALPHABET, new_reference, spoken
 from tests.test_cli import run_cli
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
+from bot.flows.feedback import text_receipt
 from bot.flows.onboarding import ask_language
 from bot.keyboards import MenuItem, main_menu, menu_item_for
-from bot.people import Person, current_person, load_person
+from bot.people import CHANNEL, Person, current_person, load_person
 from bot.replies import send_current_step
 from bot.services import Handler, services_of
+from feedback.items import record_item
 from messages.bidi import format_text
 from messages.detection import Detection, detect
 from messages.i18n import translations
@@ -63,16 +65,31 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
     enabled = services.settings.enabled_languages
     item = menu_item_for(message.text, enabled)
-    suggestion = None
-    # One transaction: who they are, and (for words, not menu taps) the language trail.
+    suggestion = reference = None
+    # One transaction: who they are, the language trail and, for words, the feedback item.
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
-        if person.onboarded and item is None:
-            suggestion = note_language(person, detect(message.text, enabled), enabled)
+        if person.onboarded and item is None and person.contact is not None:
+            detection = detect(message.text, enabled)
+            suggestion = note_language(person, detection, enabled)
+            feedback = await record_item(
+                session,
+                person.contact.id,
+                message.text,
+                detection.language,
+                services.clock(),
+                channel=CHANNEL,
+            )
+            reference = feedback.reference
     if not person.onboarded:
         await send_current_step(context, person)
         return
-    await answer_menu_item(context, person, item)
+    if reference is not None:
+        _ = person.gettext
+        receipt = text_receipt(person, reference)
+        await context.bot.send_message(person.chat_id, receipt, reply_markup=main_menu(_))
+    else:
+        await answer_menu_item(context, person, item)
     if suggestion is not None:
         await offer_switch(context, person.chat_id, suggestion)
 
@@ -110,16 +127,7 @@ async def answer_menu_item(
     if item is MenuItem.LANGUAGE:
         await ask_language(context, person)
         return
-    if item is MenuItem.HELP:
-        text = help_text(person)
-    elif item is None:
-        # Free text: the feedback intake will keep it; until then, be honest about it.
-        text = _(
-            "Thank you for your message. Soon you will be able to tell us what you need "
-            "here. For now, please choose from the menu."
-        )
-    else:
-        text = coming_soon(person)
+    text = help_text(person) if item is MenuItem.HELP else coming_soon(person)
     await context.bot.send_message(person.chat_id, text, reply_markup=main_menu(_))
 
 

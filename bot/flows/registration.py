@@ -88,7 +88,6 @@ from evacuation.registrations import (
     normalize_phone,
     reset,
     set_location,
-    spoken,
     start_registration,
     submit,
 )
@@ -97,6 +96,7 @@ from messages.countries import match_countries
 from messages.formatting import time_ago
 from messages.geo import valid_coordinates
 from messages.places import match_places, nearest_departure_point
+from storage.references import spoken
 
 PRIVATE = filters.ChatType.PRIVATE
 END = ConversationHandler.END

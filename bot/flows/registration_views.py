@@ -18,9 +18,10 @@ from telegram import (
 )
 
 from bot.people import Person
-from evacuation.registrations import AgeGroup, Documents, Need, Registration, by_key, spoken
+from evacuation.registrations import AgeGroup, Documents, Need, Registration, by_key
 from messages.formatting import country_name
 from messages.i18n import N_
+from storage.references import spoken
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | None
 
