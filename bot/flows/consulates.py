@@ -141,12 +141,13 @@ async def on_country_typed(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     assert message is not None and message.text is not None
     services = services_of(context)
+    typed = " ".join(message.text.split())[:80]
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
-    typed = " ".join(message.text.split())[:80]
-    matches = match_countries(
-        typed, person.language, languages=services.settings.enabled_languages, limit=4
-    )
+        matches = match_countries(
+            typed, person.language, languages=services.settings.enabled_languages, limit=4
+        )
+        codes = [] if matches else await countries_with_missions(session)
     _ = person.gettext
     if not matches:
         text = person.format(
@@ -156,8 +157,6 @@ async def on_country_typed(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             ),
             text=typed[:60],
         )
-        async with services.db.transaction() as session:
-            codes = await countries_with_missions(session)
         await context.bot.send_message(
             person.chat_id, text, reply_markup=country_keyboard(person, codes)
         )

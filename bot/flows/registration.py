@@ -566,6 +566,12 @@ async def _question(turn: Turn, step: Step | None, note: str | None = None) -> R
 # --- the machinery every step shares ---------------------------------------------------
 
 
+async def registration_of(session: AsyncSession, person: Person) -> Registration | None:
+    if person.contact is None:
+        return None
+    return await find_registration(session, person.contact.id)
+
+
 def step_handler(step: Step, answer: Answer) -> Callback:
     """Run `answer` for `step` inside one transaction, then send what it leads to.
 
@@ -579,9 +585,7 @@ def step_handler(step: Step, answer: Answer) -> Callback:
         query = update.callback_query
         async with services.db.transaction() as session:
             person = await load_person(session, update, services)
-            registration = (
-                await find_registration(session, person.contact.id) if person.contact else None
-            )
+            registration = await registration_of(session, person)
             if registration is None or registration.step is None:
                 stale, move, reply = True, Move(None), None
             else:
@@ -630,11 +634,10 @@ async def _pause(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Person:
     services = services_of(context)
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
-        if person.contact is not None:
-            registration = await find_registration(session, person.contact.id)
-            if registration is not None:
-                registration.step = None
-                registration.reviewing = registration.reviewing or registration.submitted
+        registration = await registration_of(session, person)
+        if registration is not None:
+            registration.step = None
+            registration.reviewing = registration.reviewing or registration.submitted
     return person
 
 
@@ -685,9 +688,7 @@ async def on_cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     services = services_of(context)
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
-        registration = (
-            await find_registration(session, person.contact.id) if person.contact else None
-        )
+        registration = await registration_of(session, person)
         submitted = registration is not None and registration.submitted
         reference = spoken(registration.reference or "") if registration else ""
         if registration is not None and submitted:
@@ -717,9 +718,7 @@ async def repeat_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     query = update.callback_query
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
-        registration = (
-            await find_registration(session, person.contact.id) if person.contact else None
-        )
+        registration = await registration_of(session, person)
         if registration is None or registration.step is None:
             reply = None
         else:
