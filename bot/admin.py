@@ -19,6 +19,9 @@ from evacuation.manifests import (
     to_csv,
     to_xlsx,
 )
+from feedback.codes import agreement_report, format_agreement
+from feedback.coding import default_coder
+from feedback.review import format_response_times, response_times
 from messages.detection import detect
 from messages.importing import import_file
 from staff.access import add_staff, list_staff
@@ -134,4 +137,30 @@ def detect_languages(settings: Settings, lines: TextIO, out: TextIO) -> int:
         record = {"language": detection.language, "confidence": round(detection.confidence, 3)}
         out.write(json.dumps(record) + "\n")
         out.flush()  # one answer per line, so that a pipe can be used interactively
+    return 0
+
+
+def classify(settings: Settings, lines: TextIO, out: TextIO) -> int:
+    """The coder's suggestion for each line, in the shape of ``Suggestion.to_json``."""
+    coder = default_coder()
+    for line in lines:
+        text = line.rstrip("\n")
+        language = detect(text, settings.enabled_languages).language if text.strip() else None
+        out.write(json.dumps(coder.suggest(text, language).to_json(), ensure_ascii=False) + "\n")
+        out.flush()
+    return 0
+
+
+async def feedback_command(settings: Settings, command: str) -> int:
+    database = await open_database(settings)
+    try:
+        async with database.transaction() as session:
+            if command == "agreement":
+                print(format_agreement(await agreement_report(session)))
+            else:
+                for label, sensitive in (("ordinary", False), ("sensitive", True)):
+                    times = await response_times(session, sensitive=sensitive)
+                    print(f"{label}: {format_response_times(times)}")
+    finally:
+        await database.dispose()
     return 0

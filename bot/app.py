@@ -23,6 +23,7 @@ from bot.flows import (
     menu,
     onboarding,
     registration,
+    responders,
     shelter_updates,
     shelters,
     staff,
@@ -52,6 +53,7 @@ def build_application(services: Services) -> BotApplication:
     add_handlers(application, settings)
     assert application.job_queue is not None
     application.job_queue.run_repeating(purge_drafts, interval=3600, first=0)
+    application.job_queue.run_repeating(responders.alerts_job, interval=60, first=5)
     return application
 
 
@@ -73,6 +75,7 @@ def add_handlers(application: BotApplication, settings: Settings) -> None:
         *fallbacks.early_handlers(),
         *shelters.handlers(settings),
         *staff.handlers(),
+        *responders.handlers(),
         *manifests.handlers(),
         *shelter_updates.handlers(),
         registration.conversation(settings),

@@ -72,6 +72,20 @@ def parser() -> argparse.ArgumentParser:
         "detect-language",
         help="read one text per line on stdin, write one JSON object per line",
     )
+    commands.add_parser(
+        "classify",
+        help="code one message per line on stdin: one JSON object per line (type, MCOF "
+        "sectors, clusters, urgent, sensitive, confidence)",
+    )
+    feedback = commands.add_parser("feedback", help="feedback items").add_subparsers(
+        dest="feedback_command", required=True
+    )
+    feedback.add_parser(
+        "agreement", help="how often responders kept the suggested codes when correcting"
+    )
+    feedback.add_parser(
+        "response-times", help="time from arrival to first answer, ordinary and sensitive items"
+    )
     return root
 
 
@@ -104,6 +118,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "detect-language":
         return admin.detect_languages(settings, sys.stdin, sys.stdout)
+    if args.command == "classify":
+        return admin.classify(settings, sys.stdin, sys.stdout)
+    if args.command == "feedback":
+        return await admin.feedback_command(settings, args.feedback_command)
     if args.command == "db":
         return await admin.db_command(settings, args.db_command)
     if args.command == "registrations":

@@ -43,6 +43,11 @@ class ServiceSettings:
     departure_radius_km: float = 50.0
     registration_timeout: timedelta = timedelta(minutes=30)
     draft_retention: timedelta = timedelta(days=14)
+    # Sensitive reports: where alerts go, how often they repeat, what survivors are told.
+    protection_chats: tuple[int, ...] = ()
+    protection_alert_repeat: timedelta = timedelta(minutes=10)
+    protection_hotline: str | None = None
+    protection_referrals: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,25 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         departure_radius_km=positive("DEPARTURE_RADIUS_KM", 50),
         registration_timeout=timedelta(minutes=positive("REGISTRATION_TIMEOUT_MINUTES", 30)),
         draft_retention=timedelta(days=positive("DRAFT_RETENTION_DAYS", 14)),
+        protection_chats=_chat_ids(get("PROTECTION_CHATS")),
+        protection_alert_repeat=timedelta(minutes=positive("PROTECTION_ALERT_REPEAT_MINUTES", 10)),
+        protection_hotline=get("PROTECTION_HOTLINE"),
+        protection_referrals=get("PROTECTION_REFERRALS"),
     )
+
+
+def _chat_ids(value: str | None) -> tuple[int, ...]:
+    """Telegram chat ids, comma-separated (groups are negative)."""
+    ids: list[int] = []
+    for part in (value or "").split(","):
+        if part.strip():
+            try:
+                ids.append(int(part.strip()))
+            except ValueError:
+                raise ConfigError(
+                    "PROTECTION_CHATS", f"{part.strip()!r} is not a chat id"
+                ) from None
+    return tuple(ids)
 
 
 def _api_root(value: str) -> str:

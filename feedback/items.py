@@ -3,12 +3,15 @@
 Lifecycle of `FeedbackItem.status` (each step is timestamped where it happens):
 
 - ``new``: recorded by the intake; the person has a receipt with the reference.
-- ``new`` → ``in_review``: a responder opens it.
-- ``in_review`` → ``referred``: passed to a service or the protection focal point.
-- ``in_review`` or ``referred`` → ``answered``: a reply reached the person.
-- any → ``closed``: nothing more to do.
+- ``new`` → ``in_review``: a responder opens it (``in_review_at``).
+- ``new`` or ``in_review`` → ``referred``: passed to a service or the protection focal point
+  (``referred_at``).
+- ``new``, ``in_review`` or ``referred`` → ``answered``: a reply reached the person
+  (``answered_at``; the response time is ``answered_at - created_at``).
+- ``answered`` → ``in_review``: the person wrote again about it, or the reply was not enough.
+- any but ``closed`` → ``closed``: nothing more to do (``closed_at``).
 
-Only the intake (``new``) exists so far; review, referral and replies build on it.
+The rules live in feedback/review.py; every change is an event there.
 The contact is a pseudonymous id; no Telegram id or name is stored here.
 """
 
@@ -17,14 +20,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, UtcDateTime, utcnow
 from storage.references import new_reference
 
-MAX_TEXT = 4096  # Telegram's limit for one message; a longer text arrives as several items
+# Far above Telegram's 4,096 so that nothing a person wrote is cut; a longer text (another
+# channel, a pasted document) is kept whole up to this and split into further items beyond.
+MAX_TEXT = 16_384
 
 
 class ItemStatus(enum.StrEnum):
@@ -46,6 +51,25 @@ class FeedbackItem(Base):
     language: Mapped[str | None] = mapped_column(String(16))  # detected; None if unsure
     status: Mapped[str] = mapped_column(String(16), default=ItemStatus.NEW.value, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    # The person's own message in the channel, so that a reply can quote it.
+    source_message_id: Mapped[int | None] = mapped_column(Integer)
+    # Need categories the person picked from the menu (feedback/needs.py keys, comma-joined).
+    needs: Mapped[str | None] = mapped_column(String(160))
+    # The same words sent again within minutes count here instead of making new items.
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    last_received_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # last repeat
+    # Current codes (feedback/codes.py keeps them per code, and the corrections).
+    type: Mapped[str | None] = mapped_column(String(16), index=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    sensitive_categories: Mapped[str | None] = mapped_column(String(160))
+    suggested: Mapped[dict[str, object] | None] = mapped_column(JSON)  # Suggestion.to_record()
+    # The survivor's choice after a sensitive report: None until they answer.
+    contact_wanted: Mapped[bool | None] = mapped_column(Boolean)
+    in_review_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    referred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="item", cascade="all, delete-orphan", lazy="selectin"
@@ -77,17 +101,27 @@ async def record_item(
     *,
     channel: str,
     attachments: list[Attachment] | None = None,
+    source_message_id: int | None = None,
+    needs: str | None = None,
 ) -> FeedbackItem:
-    """Keep what the person sent, in the caller's transaction, with a fresh reference."""
+    """Keep what the person sent, in the caller's transaction, with a fresh reference.
+
+    The caller passes at most MAX_TEXT characters (feedback/intake.py splits longer texts)."""
+    assert len(text) <= MAX_TEXT, "split long texts before recording them"
     item = FeedbackItem(
         reference=await _unused_reference(session),
         contact_id=contact_id,
         channel=channel,
-        text=text[:MAX_TEXT],
+        text=text,
         language=language,
         status=ItemStatus.NEW.value,
         created_at=now,
         attachments=list(attachments or []),
+        source_message_id=source_message_id,
+        needs=needs,
+        repeats=0,
+        urgent=False,
+        sensitive=False,
     )
     session.add(item)
     await session.flush()
@@ -111,3 +145,16 @@ async def items_of(session: AsyncSession, contact_id: int) -> list[FeedbackItem]
         .order_by(FeedbackItem.created_at, FeedbackItem.id)
     )
     return list(rows)
+
+
+async def find_item(session: AsyncSession, reference: str) -> FeedbackItem | None:
+    return await session.scalar(select(FeedbackItem).where(FeedbackItem.reference == reference))
+
+
+async def latest_item(session: AsyncSession, contact_id: int) -> FeedbackItem | None:
+    return await session.scalar(
+        select(FeedbackItem)
+        .where(FeedbackItem.contact_id == contact_id)
+        .order_by(FeedbackItem.created_at.desc(), FeedbackItem.id.desc())
+        .limit(1)
+    )

@@ -1,7 +1,11 @@
 """Every model, imported so that Alembic sees the whole schema."""
 
 from evacuation.registrations import Registration
+from feedback.codes import Correction, ItemCode
 from feedback.items import Attachment, FeedbackItem
+from feedback.protection import ProtectionAlert
+from feedback.replies import Reply
+from feedback.review import ItemEvent
 from messages.consulates import Mission
 from messages.contacts import Contact, ContactAddress, Subscription
 from messages.places import Place
@@ -15,11 +19,16 @@ __all__ = [
     "Attachment",
     "Contact",
     "ContactAddress",
+    "Correction",
     "FeedbackItem",
+    "ItemCode",
+    "ItemEvent",
     "LinkCode",
     "Mission",
     "Place",
+    "ProtectionAlert",
     "Registration",
+    "Reply",
     "Shelter",
     "ShelterChange",
     "StaffMember",

@@ -50,7 +50,7 @@ def test_db_upgrade_and_staff_add(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "CRISIS_DATA_DIR": str(tmp_path)}
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0005" in upgraded.stdout
+    assert "database at revision 0006" in upgraded.stdout
     added = run_cli("staff", "add", "--role", "responder", "Rana Haddad", env=env)
     assert added.returncode == 0, added.stderr
     assert re.search(r"One-time link code: STAFF-[A-Z0-9]{4}-[A-Z0-9]{4}", added.stdout)
@@ -156,3 +156,34 @@ def test_detect_language_reads_lines_and_writes_json(tmp_path: Path) -> None:
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["language"] for a in answers] == ["en", "ar", None]
     assert all(0.0 <= a["confidence"] <= 1.0 for a in answers)
+
+
+def test_classify_reads_lines_and_writes_the_codes_as_json(tmp_path: Path) -> None:
+    texts = (
+        "We need water and food for the children in Carrefour\n"
+        "Nou bezwen dlo ak manje\n"
+        "My employer took my passport and I work without pay\n"
+        "🙏🙏\n"
+        "\n"
+    )
+    result = subprocess.run(
+        [*COMMAND, "classify"],
+        input=texts,
+        env={"PATH": os.environ["PATH"], "CRISIS_DATA_DIR": str(tmp_path)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == 5
+    keys = {"language", "type", "mcof_sectors", "clusters", "urgent", "sensitive", "confidence"}
+    assert all(set(a) == keys for a in answers)
+    english, creole, trafficking, emoji, empty = answers
+    assert english["language"] == "en" and {"wash", "food_security"} <= set(english["clusters"])
+    assert creole["language"] == "ht" and "wash" in creole["clusters"]
+    assert trafficking["sensitive"] and trafficking["urgent"] and 10 in trafficking["mcof_sectors"]
+    assert emoji["type"] == empty["type"] == "other" and not emoji["clusters"]
+    assert all(isinstance(s, int) and 1 <= s <= 15 for a in answers for s in a["mcof_sectors"])

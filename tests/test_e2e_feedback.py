@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.sandbox.botapi import LoopbackBotApi
+from feedback.codes import current_codes
 from feedback.items import FeedbackItem
 from messages.i18n import translations
-from tests.phone import Phone, reply_labels
+from tests.phone import Phone, inline_data, inline_labels, reply_labels
 from tests.sandbox_fixtures import RunningBot, StartBot
 from tests.test_e2e_onboarding import MENU, onboard
 
@@ -88,17 +89,102 @@ async def test_nothing_is_kept_before_consent(phone: Phone, running_bot: Running
     assert await stored_items(running_bot) == []
 
 
-async def test_emoji_long_and_repeated_messages_are_all_kept(
+async def test_emoji_only_and_mixed_languages_are_kept(
     phone: Phone, running_bot: RunningBot
 ) -> None:
     await onboard(phone)
-    texts = ["🙏🙏🙏", "x" * 4096, *["same message"] * 10]
-    for text in texts:
+    for text in ("🙏🙏🙏", "We need مياء and food للأطفال please"):
         receipt = await phone.send(text)
         assert (receipt.text or "").startswith("Thank you for your message.")
+    emoji, mixed = await stored_items(running_bot)
+    assert emoji.text == "🙏🙏🙏" and emoji.type == "other"
+    assert mixed.text.startswith("We need") and mixed.type == "request"
+
+
+async def test_ten_thousand_characters_arrive_whole(phone: Phone, running_bot: RunningBot) -> None:
+    """Telegram splits a long text into messages of 4,096; every part is kept, uncut."""
+    await onboard(phone)
+    words = ("water " * 1700)[:10_000]
+    parts = [words[i : i + 4096] for i in range(0, len(words), 4096)]
+    for part in parts:
+        receipt = await phone.send(part)
+        assert (receipt.text or "").startswith("Thank you for your message.")
     items = await stored_items(running_bot)
-    assert [item.text for item in items] == texts
-    assert len({item.reference for item in items}) == len(texts), "one reference each"
+    assert [item.text for item in items] == [part.strip() for part in parts]
+    assert sum(len(item.text) for item in items) >= 9_990
+
+
+async def test_the_same_message_ten_times_is_one_item_and_then_a_slow_down(
+    phone: Phone, running_bot: RunningBot
+) -> None:
+    await onboard(phone)
+    first = await phone.send("same message")
+    assert (first.text or "").startswith("Thank you for your message.")
+    reference = SPOKEN.search(first.text or "")
+    assert reference is not None
+    answers = [(await phone.send("same message")).text or "" for _ in range(7)]
+    for answer in answers:
+        assert answer.startswith("We already have this message")
+        assert reference.group(0) in answer
+    notice = await phone.send("same message")  # the 9th within a minute
+    assert "You have sent many messages in a short time" in (notice.text or "")
+    await phone.api.send_text(phone.user_id, "same message")  # the 10th: kept, no answer
+    help_answer = await phone.send("/help")
+    assert "/menu" in (help_answer.text or ""), "nothing was sent for the 10th message"
+    [item] = await stored_items(running_bot)
+    assert item.repeats == 9
+
+
+async def test_a_flood_is_kept_whole_with_one_polite_notice(
+    phone: Phone, running_bot: RunningBot
+) -> None:
+    await onboard(phone)
+    texts = [f"message number {n}: the road to the camp is blocked" for n in range(12)]
+    answers = []
+    for text in texts[:9]:
+        answers.append((await phone.send(text)).text or "")
+    assert all(a.startswith("Thank you for your message.") for a in answers[:8])
+    assert "You have sent many messages in a short time" in answers[8]
+    for text in texts[9:]:
+        await phone.api.send_text(phone.user_id, text)
+    help_answer = await phone.send("/help")
+    assert "/menu" in (help_answer.text or ""), "no receipt while flooding"
+    assert [item.text for item in await stored_items(running_bot)] == texts
+
+
+async def test_tell_us_what_you_need_picks_needs_then_words(
+    phone: Phone, running_bot: RunningBot
+) -> None:
+    await onboard(phone)
+    picker = await phone.send("💬 Tell us what you need")
+    assert picker.text == "What do you need? Tap one or more, then Done."
+    assert "🏠 Shelter" in inline_labels(picker) and "Done" in inline_labels(picker)
+    await phone.press_data(picker.message_id, inline_data(picker, "Shelter"))
+    picker = await phone.next_edit()
+    assert "✅ 🏠 Shelter" in inline_labels(picker)
+    await phone.press_data(picker.message_id, inline_data(picker, "Health"))
+    picker = await phone.next_edit()
+    await phone.press_data(picker.message_id, inline_data(picker, "Done"))
+    noted = await phone.next_message()
+    assert (noted.text or "").startswith("Noted. Your reference is ")
+    [item] = await stored_items(running_bot)
+    assert item.needs == "shelter,health" and item.text == ""
+    added = await phone.send("We are 6 people near the school, my mother is sick")
+    assert (added.text or "").startswith("Thank you. We added this to your reference")
+    [item] = await stored_items(running_bot)
+    assert item.text.startswith("We are 6 people") and item.type == "request"
+    async with running_bot.services.db.transaction() as session:
+        codes = await current_codes(session, item)
+    assert {"shelter", "health"} <= codes.clusters and {2, 4} <= codes.sectors
+
+
+async def test_done_without_a_need_asks_for_one(phone: Phone, running_bot: RunningBot) -> None:
+    await onboard(phone)
+    picker = await phone.send("💬 Tell us what you need")
+    await phone.press_data(picker.message_id, inline_data(picker, "Done"))
+    event = await phone.next_event("answer_callback")
+    assert event.callback_text == "Tap at least one need, or simply write your message."
+    assert await stored_items(running_bot) == []
 
 
 async def test_items_survive_a_restart(bot_api: LoopbackBotApi, start_bot: StartBot) -> None:

@@ -111,7 +111,7 @@ async def test_restart_between_consent_and_language(
 
 async def test_menu_items_answer(phone: Phone) -> None:
     assert await onboard(phone) == MENU
-    for label in ("💬 Tell us what you need", "🔔 Updates"):
+    for label in ("🔔 Updates",):
         answer = await phone.send(label)
         assert "available here soon" in (answer.text or "")
         assert reply_labels(answer) == MENU

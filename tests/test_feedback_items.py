@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 
-from feedback.items import MAX_TEXT, Attachment, FeedbackItem, items_of, record_item
+from feedback.items import Attachment, FeedbackItem, items_of, record_item
 from messages.contacts import Contact, record_consent
 from storage.database import Database
 
@@ -32,7 +32,7 @@ async def test_items_keep_text_attachments_and_unique_references(database: Datab
     assert [item.id for item in items] == [first.id, long.id, voice.id]
     assert len({item.reference for item in items}) == 3
     assert all(len(item.reference) == 6 for item in items)
-    assert len(items[1].text) == MAX_TEXT
+    assert len(items[1].text) == 5000, "kept whole, not cut at 4,096"
     assert [(a.kind, a.file_id) for a in items[2].attachments] == [("voice", "F1")]
     assert {item.status for item in items} == {"new"}
 

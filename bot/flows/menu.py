@@ -10,17 +10,15 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.flows.feedback import text_receipt
+from bot.flows.feedback import ask_needs, receive
 from bot.flows.onboarding import ask_language
 from bot.keyboards import MenuItem, main_menu, menu_item_for
-from bot.people import CHANNEL, Person, current_person, load_person
+from bot.people import Person, current_person
 from bot.replies import send_current_step
 from bot.services import Handler, services_of
-from feedback.items import record_item
 from messages.bidi import format_text
-from messages.detection import Detection, detect
+from messages.detection import detect
 from messages.i18n import translations
-from messages.language_choice import remember, switch_suggestion
 from messages.languages import get_language
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -65,44 +63,19 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
     enabled = services.settings.enabled_languages
     item = menu_item_for(message.text, enabled)
-    suggestion = reference = None
-    # One transaction: who they are, the language trail and, for words, the feedback item.
-    async with services.db.transaction() as session:
-        person = await load_person(session, update, services)
-        if person.onboarded and item is None and person.contact is not None:
-            detection = detect(message.text, enabled)
-            suggestion = note_language(person, detection, enabled)
-            feedback = await record_item(
-                session,
-                person.contact.id,
-                message.text,
-                detection.language,
-                services.clock(),
-                channel=CHANNEL,
-            )
-            reference = feedback.reference
+    if item is None:
+        # Words: a feedback item, with the language trail in the same transaction.
+        person, suggestion = await receive(
+            update, context, text=message.text, detection=detect(message.text, enabled)
+        )
+        if suggestion is not None:
+            await offer_switch(context, person.chat_id, suggestion)
+        return
+    person = await current_person(update, context)
     if not person.onboarded:
         await send_current_step(context, person)
         return
-    if reference is not None:
-        _ = person.gettext
-        receipt = text_receipt(person, reference)
-        await context.bot.send_message(person.chat_id, receipt, reply_markup=main_menu(_))
-    else:
-        await answer_menu_item(context, person, item)
-    if suggestion is not None:
-        await offer_switch(context, person.chat_id, suggestion)
-
-
-def note_language(person: Person, detection: Detection, enabled: tuple[str, ...]) -> str | None:
-    """Add this message's language to the trail; the language to offer, if it points elsewhere."""
-    contact = person.contact
-    assert contact is not None
-    contact.recent_languages = remember(contact.recent_languages, detection)
-    suggestion = switch_suggestion(contact.language, contact.recent_languages, enabled)
-    if suggestion is not None:
-        contact.recent_languages = None  # offer once, not after every message
-    return suggestion
+    await answer_menu_item(context, person, item)
 
 
 async def offer_switch(context: ContextTypes.DEFAULT_TYPE, chat_id: int, code: str) -> None:
@@ -126,6 +99,9 @@ async def answer_menu_item(
     _ = person.gettext
     if item is MenuItem.LANGUAGE:
         await ask_language(context, person)
+        return
+    if item is MenuItem.FEEDBACK:
+        await ask_needs(context, person)
         return
     text = help_text(person) if item is MenuItem.HELP else coming_soon(person)
     await context.bot.send_message(person.chat_id, text, reply_markup=main_menu(_))

@@ -1567,16 +1567,23 @@ class LoopbackBotApi:
             reply_to_message_id=reply_to_message_id,
         )
 
-    async def press_button(self, user_id: int, message_id: int, callback_data: str) -> str:
-        """The user taps an inline button; returns the callback query id.
+    async def press_button(
+        self, user_id: int, message_id: int, callback_data: str, *, chat_id: int | None = None
+    ) -> str:
+        """The user taps an inline button (in their private chat, or in the group
+        ``chat_id``); returns the callback query id.
 
         ``callback_data`` need not be on the message's current keyboard: stale keyboards and
         modified clients send such data to real bots too. Use ``button_data`` to find a label's.
         """
         user, chat = self._user_chat(user_id)
+        if chat_id is not None and chat_id != user_id:
+            if chat_id not in self._chats:
+                raise ValueError(f"no chat {chat_id}")
+            chat = self._chats[chat_id]
         msg = chat.messages.get(message_id)
         if msg is None or msg.deleted or not msg.from_bot:
-            raise ValueError(f"no bot message {message_id} in chat {user_id}")
+            raise ValueError(f"no bot message {message_id} in chat {chat.id}")
         if not 1 <= len(callback_data.encode()) <= MAX_CALLBACK_DATA_BYTES:
             raise ValueError("callback_data must be 1-64 bytes, as Telegram allows")
         query_id = str(next(self._serials) * 1_000_003 + user_id)

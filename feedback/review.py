@@ -1,0 +1,166 @@
+"""Reviewing items: who may see what, status changes, and the event trail behind both.
+
+Every view, status change, correction, reply, alert and acknowledgement is an event with
+its time and the staff member, so that "who looked at this sensitive report" has an answer.
+The status lifecycle is in feedback/items.py; ``TRANSITIONS`` here is its rule.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ForeignKey, Integer, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from feedback.items import FeedbackItem, ItemStatus
+from staff.models import Role, StaffMember
+from storage.base import Base, UtcDateTime
+
+S = ItemStatus
+TRANSITIONS: dict[ItemStatus, frozenset[ItemStatus]] = {
+    S.NEW: frozenset({S.IN_REVIEW, S.REFERRED, S.ANSWERED, S.CLOSED}),
+    S.IN_REVIEW: frozenset({S.REFERRED, S.ANSWERED, S.CLOSED}),
+    S.REFERRED: frozenset({S.IN_REVIEW, S.ANSWERED, S.CLOSED}),
+    S.ANSWERED: frozenset({S.IN_REVIEW, S.CLOSED}),
+    S.CLOSED: frozenset(),
+}
+_STAMPS = {
+    S.IN_REVIEW: "in_review_at",
+    S.REFERRED: "referred_at",
+    S.ANSWERED: "answered_at",
+    S.CLOSED: "closed_at",
+}
+REVIEWERS = frozenset({Role.RESPONDER, Role.PROTECTION_FOCAL_POINT})
+
+
+class ItemEvent(Base):
+    __tablename__ = "feedback_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_items.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # view, status, correction, reply, alert, ack
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_members.id", ondelete="SET NULL")
+    )
+    detail: Mapped[str | None] = mapped_column(String(64))  # e.g. "new>in_review"; never text
+
+
+class TransitionError(ValueError):
+    pass
+
+
+def may_see(member: StaffMember, item: FeedbackItem) -> bool:
+    """Sensitive items only for the protection focal point (not even admins); the rest for
+    responders, focal points and admins. Viewers see aggregates only."""
+    if not member.active:
+        return False
+    if item.sensitive:
+        return member.role is Role.PROTECTION_FOCAL_POINT
+    return member.role in REVIEWERS or member.role is Role.ADMIN
+
+
+async def record_event(
+    session: AsyncSession,
+    item: FeedbackItem,
+    kind: str,
+    now: datetime,
+    *,
+    staff_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(ItemEvent(item_id=item.id, kind=kind, at=now, staff_id=staff_id, detail=detail))
+    await session.flush()
+
+
+async def open_item(
+    session: AsyncSession, item: FeedbackItem, member: StaffMember, now: datetime
+) -> None:
+    """A staff member reads the item: the view is recorded; a new item is now in review."""
+    await record_event(session, item, "view", now, staff_id=member.id)
+    if item.status == S.NEW:
+        await move(session, item, S.IN_REVIEW, now, staff_id=member.id)
+
+
+async def move(
+    session: AsyncSession,
+    item: FeedbackItem,
+    status: ItemStatus,
+    now: datetime,
+    *,
+    staff_id: int | None = None,
+) -> None:
+    current = ItemStatus(item.status)
+    if status == current:
+        return
+    if status not in TRANSITIONS[current]:
+        raise TransitionError(f"{current.value} cannot become {status.value}")
+    item.status = status.value
+    stamp = _STAMPS.get(status)
+    # The first time counts: a re-opened item keeps its first answer time.
+    if stamp is not None and getattr(item, stamp) is None:
+        setattr(item, stamp, now)
+    await record_event(
+        session, item, "status", now, staff_id=staff_id, detail=f"{current.value}>{status.value}"
+    )
+
+
+async def views_of(session: AsyncSession, item: FeedbackItem) -> list[ItemEvent]:
+    rows = await session.scalars(
+        select(ItemEvent)
+        .where(ItemEvent.item_id == item.id, ItemEvent.kind == "view")
+        .order_by(ItemEvent.at, ItemEvent.id)
+    )
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class ResponseTimes:
+    answered: int
+    waiting: int  # open items (not answered, not closed)
+    median: timedelta | None
+    p90: timedelta | None
+
+
+async def response_times(session: AsyncSession, *, sensitive: bool = False) -> ResponseTimes:
+    """From an item's arrival to its first answer; sensitive items counted apart."""
+    rows = await session.execute(
+        select(FeedbackItem.created_at, FeedbackItem.answered_at, FeedbackItem.status).where(
+            FeedbackItem.sensitive.is_(sensitive)
+        )
+    )
+    waits: list[float] = []
+    waiting = 0
+    for created, answered, status in rows:
+        if answered is not None:
+            waits.append((answered - created).total_seconds())
+        elif status != S.CLOSED:
+            waiting += 1
+    if not waits:
+        return ResponseTimes(0, waiting, None, None)
+    waits.sort()
+    p90 = waits[min(len(waits) - 1, int(0.9 * len(waits)))]
+    return ResponseTimes(
+        len(waits),
+        waiting,
+        timedelta(seconds=statistics.median(waits)),
+        timedelta(seconds=p90),
+    )
+
+
+def format_response_times(times: ResponseTimes) -> str:
+    def span(value: timedelta | None) -> str:
+        if value is None:
+            return "–"
+        minutes = round(value.total_seconds() / 60)
+        return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+    return (
+        f"{times.answered} answered, median {span(times.median)}, 90th percentile "
+        f"{span(times.p90)}; {times.waiting} waiting"
+    )
