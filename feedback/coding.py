@@ -33,7 +33,7 @@ MAX_CHARS = 5000  # feedback is short; bounds the time a pasted document takes
 SUGGEST_AT = 0.5  # a code is suggested from this confidence on
 FIRST_HIT = 0.6  # confidence of a code with one lexicon term; each further term closes
 HIT_DECAY = 0.6  # the remaining gap by 1 - HIT_DECAY
-QUESTION_MARKS = frozenset("?؟፧")  # NFKC folds the full-width "？" into "?"
+QUESTION_MARKS = frozenset("?？؟፧")  # Latin, full-width, Arabic, Ethiopic
 OTHER_CAP = 0.9  # the most "other" is ever worth
 SUBSTRING_LANGUAGES = frozenset({"my"})  # written without spaces between words
 ENGLISH = "en"
@@ -297,9 +297,36 @@ def features(text: str, config: FeatureConfig | None = None) -> dict[str, float]
 
 @dataclass(frozen=True)
 class TagMapping:
+    """The codes a learned tag suggests; their lexicon hits are the tag's lexicon evidence."""
+
     clusters: tuple[str, ...] = ()
     sectors: tuple[int, ...] = ()
     types: tuple[str, ...] = ()
+    # The model may overrule a lexicon hit for these codes (its score already weighs the
+    # hit); otherwise a lexicon hit stands and the model only adds what the lexicons missed.
+    veto: bool = False
+    # False when the model did no better than the lexicons alone on its training data.
+    use_model: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TagMapping:
+        return cls(
+            tuple(data.get("clusters", ())),
+            tuple(int(s) for s in data.get("sectors", ())),
+            tuple(data.get("types", ())),
+            bool(data.get("veto", False)),
+            bool(data.get("use_model", True)),
+        )
+
+    def evidence(self, lexical: Mapping[Code, float], codes: Taxonomy) -> float:
+        """The strongest lexicon confidence among the codes (and their protection areas)."""
+        areas = [k for k, c in codes.cluster_details.items() if c.area_of in self.clusters]
+        keys = [
+            *(("cluster", c) for c in (*self.clusters, *areas)),
+            *(("sector", str(s)) for s in self.sectors),
+            *(("type", t) for t in self.types),
+        ]
+        return max((lexical.get(key, 0.0) for key in keys), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -349,18 +376,13 @@ def load_model(meta_text: str, weights_text: str) -> LinearModel:
     weights: dict[str, list[tuple[int, float]]] = {}
     rows = csv.reader(line for line in io.StringIO(weights_text) if not line.startswith("#"))
     for row in rows:
-        if row and row[0] != "feature":
+        if row and row != ["tag", "feature", "weight"]:
             weights.setdefault(row[1], []).append((index[row[0]], float(row[2])))
     return LinearModel(
         name=str(meta["name"]),
         languages=frozenset(meta["languages"]),
         tags=tags,
-        mappings={
-            tag: TagMapping(
-                tuple(m.get("clusters", ())), tuple(m.get("sectors", ())), tuple(m.get("types", ()))
-            )
-            for tag, m in meta["mapping"].items()
-        },
+        mappings={tag: TagMapping.from_dict(m) for tag, m in meta["mapping"].items()},
         intercepts=tuple(float(meta["intercept"][t]) for t in tags),
         thresholds=tuple(float(meta["threshold"][t]) for t in tags),
         lexicon_weights=tuple(float(meta["lexicon_weight"][t]) for t in tags),
@@ -462,25 +484,22 @@ class Coder:
     def _add_model(
         self, model: LinearModel, text: str, lexical: Mapping[Code, float], scores: _Scores
     ) -> None:
-        tag_hits = {
-            tag: max(
-                [lexical.get(("cluster", c), 0.0) for c in m.clusters]
-                + [lexical.get(("sector", str(s)), 0.0) for s in m.sectors]
-                + [lexical.get(("type", t), 0.0) for t in m.types],
-                default=0.0,
-            )
-            for tag, m in model.mappings.items()
-        }
+        tag_hits = {tag: m.evidence(lexical, self.taxonomy) for tag, m in model.mappings.items()}
         for tag, confidence in model.scores(text, tag_hits).items():
             mapping = model.mappings[tag]
-            # The model has the final say on its own tags: it was fitted with the lexicon hit
-            # as an input, so a lexicon-only confidence for these codes is replaced.
+            if not mapping.use_model:
+                continue
+            if mapping.veto:
+                for cluster in mapping.clusters:
+                    scores.clusters[cluster] = confidence
+                for sector in mapping.sectors:
+                    scores.sectors[sector] = confidence
             for cluster in mapping.clusters:
-                scores.clusters[cluster] = confidence
+                scores.add("cluster", cluster, confidence)
             for sector in mapping.sectors:
-                scores.sectors[sector] = confidence
+                scores.add("sector", str(sector), confidence)
             for kind in mapping.types:
-                scores.types[kind] = max(scores.types.get(kind, 0.0), confidence)
+                scores.add("type", kind, confidence)
 
     def _add_implied(self, scores: _Scores) -> None:
         """Sensitive categories imply clusters and sectors; clusters imply sectors."""

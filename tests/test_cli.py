@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,10 +141,10 @@ async def test_run_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path) 
     assert token.split(":")[1] not in err.decode(), "the token must never reach the log"
 
 
-def test_detect_language_reads_lines_and_writes_json(tmp_path: Path) -> None:
-    texts = "Where is the nearest shelter for my family?\nأين أقرب مأوى لعائلتي؟\n🙏🙏\n"
+def json_lines(command: str, texts: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """Run a line-in, JSON-out subcommand and read its answers."""
     result = subprocess.run(
-        [*COMMAND, "detect-language"],
+        [*COMMAND, command],
         input=texts,
         env={"PATH": os.environ["PATH"], "CRISIS_DATA_DIR": str(tmp_path)},
         cwd=ROOT,
@@ -153,7 +154,12 @@ def test_detect_language_reads_lines_and_writes_json(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_detect_language_reads_lines_and_writes_json(tmp_path: Path) -> None:
+    texts = "Where is the nearest shelter for my family?\nأين أقرب مأوى لعائلتي؟\n🙏🙏\n"
+    answers = json_lines("detect-language", texts, tmp_path)
     assert [a["language"] for a in answers] == ["en", "ar", None]
     assert all(0.0 <= a["confidence"] <= 1.0 for a in answers)
 
@@ -166,18 +172,7 @@ def test_classify_reads_lines_and_writes_the_codes_as_json(tmp_path: Path) -> No
         "🙏🙏\n"
         "\n"
     )
-    result = subprocess.run(
-        [*COMMAND, "classify"],
-        input=texts,
-        env={"PATH": os.environ["PATH"], "CRISIS_DATA_DIR": str(tmp_path)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    answers = json_lines("classify", texts, tmp_path)
     assert len(answers) == 5
     keys = {"language", "type", "mcof_sectors", "clusters", "urgent", "sensitive", "confidence"}
     assert all(set(a) == keys for a in answers)
