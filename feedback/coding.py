@@ -35,6 +35,7 @@ FIRST_HIT = 0.6  # confidence of a code with one lexicon term; each further term
 HIT_DECAY = 0.6  # the remaining gap by 1 - HIT_DECAY
 QUESTION_MARKS = frozenset("?？؟፧")  # Latin, full-width, Arabic, Ethiopic
 OTHER_CAP = 0.9  # the most "other" is ever worth
+TIE_ORDER = {"rumour": 5, "complaint": 4, "request": 3, "appreciation": 2, "question": 1}
 SUBSTRING_LANGUAGES = frozenset({"my"})  # written without spaces between words
 ENGLISH = "en"
 
@@ -519,7 +520,8 @@ class Coder:
     def _assemble(self, language: str | None, scores: _Scores) -> Suggestion:
         known = self.taxonomy
         types = {k: v for k, v in scores.types.items() if k in known.types and k != "other"}
-        best = max(sorted(types), key=types.__getitem__, default=None)
+        # On a tie the more specific type wins: a "?" cue is weak beside a rumour or complaint.
+        best = max(types, key=lambda k: (types[k], TIE_ORDER.get(k, 0)), default=None)
         if best is not None and types[best] >= SUGGEST_AT:
             kind, type_confidence = best, types[best]
         else:

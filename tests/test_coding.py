@@ -294,3 +294,12 @@ def test_output_is_deterministic() -> None:
     first = default_coder().suggest(text, "ht")
     fresh = Coder(default_coder().lexicons, load_models())
     assert all(fresh.suggest(text, "ht") == first for _ in range(3))
+
+
+@pytest.mark.parametrize(
+    "text", ["People say the camp will close?", "They say the water is poisoned?"]
+)
+def test_a_rumour_asked_as_a_question_is_a_rumour(text: str) -> None:
+    """A "?" cue and a rumour term score the same: the more specific type wins the tie."""
+    suggestion = default_coder().suggest(text, "en")
+    assert suggestion.type == "rumour"
