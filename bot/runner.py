@@ -65,6 +65,9 @@ async def run(settings: Settings) -> None:
     database = await open_database(settings)
     try:
         key = deployment_key(settings)
+        if not settings.services.protection_chats:
+            # Sensitive reports are still kept, hidden and answered; nobody is alerted.
+            log.warning("PROTECTION_CHATS is not set: sensitive reports will alert nobody")
         staff_api = StaffApi(database, key, settings)
         if settings.sandbox:
             await _load_demo_data(database)

@@ -139,6 +139,7 @@ async def test_run_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path) 
         await api.stop()
     assert process.returncode == 0, err
     assert token.split(":")[1] not in err.decode(), "the token must never reach the log"
+    assert "PROTECTION_CHATS is not set" in err.decode(), "a deployment is told nobody is alerted"
 
 
 def json_lines(command: str, texts: str, tmp_path: Path) -> list[dict[str, Any]]:
