@@ -14,32 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, delete, select
+from sqlalchemy import JSON, ForeignKey, Integer, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feedback.coding import Suggestion
-from feedback.items import FeedbackItem
+from feedback.items import CodeSource, FeedbackItem, ItemCode
 from feedback.review import record_event
+from feedback.rollups import recount
 from storage.base import Base, UtcDateTime
-
-
-class CodeSource:
-    SUGGESTED = "suggested"  # the coder
-    PERSON = "person"  # need categories the person picked
-    STAFF = "staff"  # a responder's correction
-
-
-class ItemCode(Base):
-    __tablename__ = "feedback_item_codes"
-
-    item_id: Mapped[int] = mapped_column(
-        ForeignKey("feedback_items.id", ondelete="CASCADE"), primary_key=True
-    )
-    scheme: Mapped[str] = mapped_column(String(8), primary_key=True)  # "sector" or "cluster"
-    value: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
-    confidence: Mapped[float] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(16))
 
 
 class Correction(Base):
@@ -183,7 +166,7 @@ async def _replace_codes(
         ItemCode(item_id=item.id, scheme=s, value=v, confidence=round(c, 3), source=src)
         for (s, v), (c, src) in best.items()
     )
-    await session.flush()
+    await recount(session, item)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ class Received:
     channel: str
     source_message_id: int | None = None
     attachment: Attachment | None = None
+    area: tuple[str, str | None] | None = None  # (adm1 code, name) the person last looked up
 
 
 async def take_message(
@@ -103,6 +104,7 @@ async def take_message(
             message.now,
             channel=message.channel,
             source_message_id=message.source_message_id,
+            area=message.area,
             attachments=[message.attachment] if message.attachment and not items else None,
         )
         await code_item(session, item, coder)
@@ -118,6 +120,7 @@ async def take_needs(
     coder: Coder,
     *,
     channel: str,
+    area: tuple[str, str | None] | None = None,
 ) -> FeedbackItem:
     """A need pick is an item at once (nothing waits in memory); words may follow."""
     item = await record_item(
@@ -128,6 +131,7 @@ async def take_needs(
         now,
         channel=channel,
         needs=",".join(need.key for need in needs),
+        area=area,
     )
     await code_item(session, item, coder)
     return item

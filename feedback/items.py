@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -47,6 +47,10 @@ class FeedbackItem(Base):
     reference: Mapped[str] = mapped_column(String(16), unique=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
+    # The first-level administrative area (adm1) the item is about, from the person's last
+    # place or location lookup; never coordinates (collect less).
+    area_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    area_name: Mapped[str | None] = mapped_column(String(120))
     text: Mapped[str] = mapped_column(Text, default="")
     language: Mapped[str | None] = mapped_column(String(16))  # detected; None if unsure
     status: Mapped[str] = mapped_column(String(16), default=ItemStatus.NEW.value, index=True)
@@ -70,6 +74,8 @@ class FeedbackItem(Base):
     referred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What this item adds to the rollup counts (feedback/rollups.py), to undo it on a change.
+    counted: Mapped[dict[str, object] | None] = mapped_column(JSON)
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="item", cascade="all, delete-orphan", lazy="selectin"
@@ -92,6 +98,24 @@ class Attachment(Base):
     item: Mapped[FeedbackItem] = relationship(back_populates="attachments")
 
 
+class CodeSource:
+    SUGGESTED = "suggested"  # the coder
+    PERSON = "person"  # need categories the person picked
+    STAFF = "staff"  # a responder's correction
+
+
+class ItemCode(Base):
+    __tablename__ = "feedback_item_codes"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_items.id", ondelete="CASCADE"), primary_key=True
+    )
+    scheme: Mapped[str] = mapped_column(String(8), primary_key=True)  # "sector" or "cluster"
+    value: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+
+
 async def record_item(
     session: AsyncSession,
     contact_id: int,
@@ -103,6 +127,7 @@ async def record_item(
     attachments: list[Attachment] | None = None,
     source_message_id: int | None = None,
     needs: str | None = None,
+    area: tuple[str, str | None] | None = None,
 ) -> FeedbackItem:
     """Keep what the person sent, in the caller's transaction, with a fresh reference.
 
@@ -119,6 +144,8 @@ async def record_item(
         attachments=list(attachments or []),
         source_message_id=source_message_id,
         needs=needs,
+        area_code=area[0] if area else None,
+        area_name=area[1] if area else None,
         repeats=0,
         urgent=False,
         sensitive=False,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feedback.items import FeedbackItem, ItemStatus
+from feedback.rollups import recount
 from staff.models import Role, StaffMember
 from storage.base import Base, UtcDateTime
 
@@ -108,6 +109,7 @@ async def move(
     await record_event(
         session, item, "status", now, staff_id=staff_id, detail=f"{current.value}>{status.value}"
     )
+    await recount(session, item)
 
 
 async def views_of(session: AsyncSession, item: FeedbackItem) -> list[ItemEvent]:
@@ -127,13 +129,26 @@ class ResponseTimes:
     p90: timedelta | None
 
 
-async def response_times(session: AsyncSession, *, sensitive: bool = False) -> ResponseTimes:
-    """From an item's arrival to its first answer; sensitive items counted apart."""
-    rows = await session.execute(
-        select(FeedbackItem.created_at, FeedbackItem.answered_at, FeedbackItem.status).where(
-            FeedbackItem.sensitive.is_(sensitive)
-        )
+async def response_times(
+    session: AsyncSession,
+    *,
+    sensitive: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    area_code: str | None = None,
+) -> ResponseTimes:
+    """From an item's arrival to its first answer, for items that arrived in [since, until);
+    sensitive items counted apart."""
+    query = select(FeedbackItem.created_at, FeedbackItem.answered_at, FeedbackItem.status).where(
+        FeedbackItem.sensitive.is_(sensitive)
     )
+    if since is not None:
+        query = query.where(FeedbackItem.created_at >= since)
+    if until is not None:
+        query = query.where(FeedbackItem.created_at < until)
+    if area_code is not None:
+        query = query.where(FeedbackItem.area_code == area_code)
+    rows = await session.execute(query)
     waits: list[float] = []
     waiting = 0
     for created, answered, status in rows:

@@ -48,6 +48,10 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Set when Telegram answers 403 (the person blocked the bot); cleared when they write again.
     unreachable_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The first-level area (adm1) of the person's last place or location lookup, so that what
+    # they tell us next can be counted by area; never coordinates (messages/areas.py).
+    area_code: Mapped[str | None] = mapped_column(String(32))
+    area_name: Mapped[str | None] = mapped_column(String(120))
 
     address: Mapped[ContactAddress | None] = relationship(
         back_populates="contact", cascade="all, delete-orphan", uselist=False

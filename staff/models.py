@@ -32,6 +32,8 @@ class StaffMember(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     linked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Dashboard login: an argon2 hash (staff/passwords.py); None until an admin sets one.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class LinkCode(Base):

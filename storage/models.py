@@ -1,13 +1,16 @@
 """Every model, imported so that Alembic sees the whole schema."""
 
 from evacuation.registrations import Registration
-from feedback.codes import Correction, ItemCode
-from feedback.items import Attachment, FeedbackItem
+from feedback.codes import Correction
+from feedback.items import Attachment, FeedbackItem, ItemCode
+from feedback.notices import Notice
 from feedback.protection import ProtectionAlert
 from feedback.replies import Reply
 from feedback.review import ItemEvent
+from feedback.rollups import FeedbackCount
 from messages.consulates import Mission
 from messages.contacts import Contact, ContactAddress, Subscription
+from messages.misses import ServiceMiss
 from messages.places import Place
 from messages.shelters import Shelter, ShelterChange
 from staff.models import LinkCode, StaffMember
@@ -20,15 +23,18 @@ __all__ = [
     "Contact",
     "ContactAddress",
     "Correction",
+    "FeedbackCount",
     "FeedbackItem",
     "ItemCode",
     "ItemEvent",
     "LinkCode",
     "Mission",
+    "Notice",
     "Place",
     "ProtectionAlert",
     "Registration",
     "Reply",
+    "ServiceMiss",
     "Shelter",
     "ShelterChange",
     "StaffMember",

@@ -36,6 +36,8 @@ from feedback.intake import Intake, Outcome, Pace, Received, take_message, take_
 from feedback.items import Attachment, find_item
 from feedback.needs import NEEDS, needs_of_mask
 from feedback.protection import open_alerts
+from messages.areas import area_of_contact
+from messages.contacts import Contact
 from messages.detection import Detection, detect
 from messages.language_choice import remember, switch_suggestion
 from storage.references import spoken
@@ -197,6 +199,7 @@ async def receive(
                 channel=CHANNEL,
                 source_message_id=message.message_id,
                 attachment=attachment,
+                area=area_pair(person.contact),
             )
             intake = await take_message(session, received, default_coder())
             if intake.sensitive and intake.outcome is not Outcome.REPEAT:
@@ -330,6 +333,7 @@ async def need_done(update: Update, context: ContextTypes.DEFAULT_TYPE, mask: in
                 services.clock(),
                 default_coder(),
                 channel=CHANNEL,
+                area=area_pair(person.contact),
             )
             reference = item.reference
     _ = person.gettext
@@ -366,3 +370,9 @@ def handlers() -> list[Handler]:
         CallbackQueryHandler(on_care_choice, pattern=CARE_DATA),
         MessageHandler(PRIVATE & KEPT_MEDIA, on_media),
     ]
+
+
+def area_pair(contact: Contact) -> tuple[str, str | None] | None:
+    """The area an item is counted under: the person's last place or location lookup."""
+    area = area_of_contact(contact)
+    return (area.code, area.name) if area is not None else None
