@@ -17,6 +17,7 @@ from bot.config import SANDBOX_TOKEN, Settings
 from bot.errors import on_error
 from bot.flows import (
     consulates,
+    digest,
     fallbacks,
     feedback,
     manifests,
@@ -54,6 +55,10 @@ def build_application(services: Services) -> BotApplication:
     assert application.job_queue is not None
     application.job_queue.run_repeating(purge_drafts, interval=3600, first=0)
     application.job_queue.run_repeating(responders.alerts_job, interval=60, first=5)
+    # The responders' digest and new-flag notices (nothing without RESPONDERS_CHAT).
+    application.job_queue.run_repeating(digest.digest_job, interval=60, first=30)
+    # Replies recorded on the dashboard (or left pending by a lost connection) go out here.
+    application.job_queue.run_repeating(responders.replies_job, interval=2, first=2)
     return application
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Sequence
 
+from bot import report_commands
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
 from staff.models import Role
@@ -42,6 +44,14 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_DAYS,
         help=f"1 to {MAX_DAYS} (default {DEFAULT_DAYS})",
     )
+    password = staff.add_parser(
+        "password",
+        help="set a staff member's dashboard password, read from standard input",
+        description="Asks twice on a terminal; otherwise reads the first line of standard "
+        "input. Never pass a password as an argument: it would stay in the shell history. "
+        "The member then logs in to /dashboard with their staff id and this password.",
+    )
+    password.add_argument("staff_id", type=int, help="the id shown by `staff list`")
     importing = commands.add_parser(
         "import",
         help="import shelters, consulates or places from CSV (HXL tags welcome) or JSON",
@@ -86,6 +96,10 @@ def parser() -> argparse.ArgumentParser:
     feedback.add_parser(
         "response-times", help="time from arrival to first answer, ordinary and sensitive items"
     )
+    feedback.add_parser(
+        "rebuild-counts", help="recompute the rollup counts the reports read from the items"
+    )
+    report_commands.add_commands(commands)
     return root
 
 
@@ -120,6 +134,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return admin.detect_languages(settings, sys.stdin, sys.stdout)
     if args.command == "classify":
         return admin.classify(settings, sys.stdin, sys.stdout)
+    if args.command in ("report", "export") or (
+        args.command == "feedback" and args.feedback_command == "rebuild-counts"
+    ):
+        return await report_commands.command(settings, args)
     if args.command == "feedback":
         return await admin.feedback_command(settings, args.feedback_command)
     if args.command == "db":
@@ -128,7 +146,39 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await admin.registrations_command(settings, args)
     if args.command == "import":
         return await admin.import_command(settings, args.import_kind, args.file, args.by)
+    if args.command == "staff" and args.staff_command == "password":
+        return await staff_password(settings, args.staff_id)
     return await admin.staff_command(settings, args)
+
+
+def read_password() -> str | None:
+    """From a terminal: asked twice, not echoed (None if the two differ). Otherwise the
+    first line of standard input, as a script or a password manager pipes it."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("New password: ")
+        return first if getpass.getpass("Again: ") == first else None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def staff_password(settings: Settings, staff_id: int) -> int:
+    from bot.runner import open_database
+    from staff.passwords import PasswordError, set_password
+
+    password = read_password()
+    if password is None:
+        print("crisis-comms: the passwords differ; nothing changed", file=sys.stderr)
+        return 1
+    database = await open_database(settings)
+    try:
+        async with database.transaction() as session:
+            member = await set_password(session, staff_id, password)
+    except PasswordError as problem:
+        print(f"crisis-comms: {problem}; nothing changed", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    print(f"Password set for {member.name} (staff #{member.id}); their other sessions ended.")
+    return 0
 
 
 if __name__ == "__main__":

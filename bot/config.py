@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedback.crisis_profile import CrisisProfile, scenario_catalog
+from feedback.flags import FlagSettings
 from messages.languages import language_codes
 
 TELEGRAM_API_ROOT = "https://api.telegram.org"
@@ -48,6 +49,13 @@ class ServiceSettings:
     protection_alert_repeat: timedelta = timedelta(minutes=10)
     protection_hotline: str | None = None
     protection_referrals: str | None = None
+    # Gap flags: windows, minimum counts and response-time targets (feedback/flags.py).
+    flags: FlagSettings = field(default_factory=FlagSettings)
+    # The responders' chat: a daily digest and a notice for each new gap flag (counts and
+    # flag explanations only, never what people wrote). None: nothing is sent.
+    responders_chat: int | None = None
+    responders_chat_language: str = "en"
+    digest_hour: int = 8  # local hour (TIMEZONE) of the daily digest
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,69 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         protection_alert_repeat=timedelta(minutes=positive("PROTECTION_ALERT_REPEAT_MINUTES", 10)),
         protection_hotline=get("PROTECTION_HOTLINE"),
         protection_referrals=get("PROTECTION_REFERRALS"),
+        flags=_flags(get, positive),
+        responders_chat=_chat_id(get("RESPONDERS_CHAT"), "RESPONDERS_CHAT"),
+        responders_chat_language=_chat_language(
+            get("RESPONDERS_CHAT_LANGUAGE"), get("DEFAULT_LANGUAGE") or "en"
+        ),
+        digest_hour=_hour(get("DIGEST_HOUR"), "DIGEST_HOUR", 8),
+    )
+
+
+def _chat_id(value: str | None, variable: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(variable, f"{value!r} is not a Telegram chat id") from None
+
+
+def _chat_language(value: str | None, default_language: str) -> str:
+    if value is None:
+        return default_language
+    if value not in language_codes():
+        raise ConfigError("RESPONDERS_CHAT_LANGUAGE", f"unknown language {value!r}")
+    return value
+
+
+def _hour(value: str | None, variable: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 <= int(value) <= 23:
+        raise ConfigError(variable, f"must be an hour from 0 to 23, not {value!r}")
+    return int(value)
+
+
+def _flags(
+    get: Callable[[str], str | None], positive: Callable[[str, float], float]
+) -> FlagSettings:
+    def whole(name: str, default: int) -> int:
+        value = get(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not 0 < int(value) < 100_000:
+            raise ConfigError(name, f"must be a whole number above 0, not {value!r}")
+        return int(value)
+
+    def hours(name: str, default: timedelta) -> timedelta:
+        return timedelta(hours=positive(name, default / timedelta(hours=1)))
+
+    defaults = FlagSettings()
+    return FlagSettings(
+        recent_days=whole("FLAG_RECENT_DAYS", defaults.recent_days),
+        baseline_days=whole("FLAG_BASELINE_DAYS", defaults.baseline_days),
+        min_count=whole("FLAG_MIN_COUNT", defaults.min_count),
+        response_target_urgent=hours(
+            "RESPONSE_TARGET_URGENT_HOURS", defaults.response_target_urgent
+        ),
+        response_target_sensitive=hours(
+            "RESPONSE_TARGET_SENSITIVE_HOURS", defaults.response_target_sensitive
+        ),
+        response_target_critical_sector=hours(
+            "RESPONSE_TARGET_CRITICAL_HOURS", defaults.response_target_critical_sector
+        ),
+        response_target_other=hours("RESPONSE_TARGET_OTHER_HOURS", defaults.response_target_other),
     )
 
 

@@ -5,9 +5,9 @@ page a person uses as their phone, and the bot itself, talking to each other ove
 exactly as the bot talks to Telegram. On an empty database it loads the demo data set
 (messages/demo.py), so that every service can be tried at once.
 
-The staff web API (bot/staff_api.py) is served under /api in every mode: on the sandbox's
-server, on the webhook's server, or, when polling Telegram, on a server of its own on the
-web host/port.
+The staff web API (bot/staff_api.py) is served under /api, and the responders' dashboard
+(bot/dashboard/) under /dashboard, in every mode: on the sandbox's server, on the webhook's
+server, or, when polling Telegram, on a server of its own on the web host/port.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from telegram import Update
 
 from bot.app import BotApplication, build_application, start_application
 from bot.config import SANDBOX_TOKEN, Settings
+from bot.dashboard import Dashboard, mount_dashboard
 from bot.sandbox.botapi import LoopbackBotApi
 from bot.services import Services
 from bot.staff_api import StaffApi, mount_staff_api, standalone_app
@@ -69,12 +70,13 @@ async def run(settings: Settings) -> None:
             # Sensitive reports are still kept, hidden and answered; nobody is alerted.
             log.warning("PROTECTION_CHATS is not set: sensitive reports will alert nobody")
         staff_api = StaffApi(database, key, settings)
+        dashboard = Dashboard(database, key, settings)
         if settings.sandbox:
             await _load_demo_data(database)
-        async with _bot_api(settings, staff_api) as api_root:
+        async with _bot_api(settings, staff_api, dashboard) as api_root:
             settings = replace(settings, api_root=api_root)
             services = Services(settings, database, Pseudonymizer(key))
-            await _serve(build_application(services), settings, staff_api)
+            await _serve(build_application(services), settings, staff_api, dashboard)
     finally:
         await database.dispose()
 
@@ -86,14 +88,17 @@ async def _load_demo_data(database: Database) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _bot_api(settings: Settings, staff_api: StaffApi) -> AsyncIterator[str]:
+async def _bot_api(
+    settings: Settings, staff_api: StaffApi, dashboard: Dashboard
+) -> AsyncIterator[str]:
     """The Bot API server to use: Telegram's (or the configured one), or the sandbox's own,
-    which also serves the staff API."""
+    which also serves the staff API and the dashboard."""
     if not settings.sandbox:
         yield settings.api_root
         return
     api = LoopbackBotApi(token=SANDBOX_TOKEN, host=settings.web_host, port=settings.web_port)
     mount_staff_api(api.app, staff_api)
+    mount_dashboard(api.app, dashboard)
     await api.start()
     print(f"Crisis Comms sandbox: open {api.url} in your browser (Ctrl+C to stop)", flush=True)
     try:
@@ -102,7 +107,9 @@ async def _bot_api(settings: Settings, staff_api: StaffApi) -> AsyncIterator[str
         await api.stop()
 
 
-async def _serve(application: BotApplication, settings: Settings, staff_api: StaffApi) -> None:
+async def _serve(
+    application: BotApplication, settings: Settings, staff_api: StaffApi, dashboard: Dashboard
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -111,12 +118,12 @@ async def _serve(application: BotApplication, settings: Settings, staff_api: Sta
         await start_application(application)
         runner = None
         if settings.mode == "webhook":
-            runner = await _start_webhook(application, settings, staff_api)
+            runner = await _start_webhook(application, settings, staff_api, dashboard)
         else:
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
             if not settings.sandbox:  # the sandbox's server already serves the staff API
-                runner = await _start_api_site(staff_api, settings)
+                runner = await _start_api_site(staff_api, dashboard, settings)
         log.info("bot running (%s)", "sandbox" if settings.sandbox else settings.mode)
         await stop.wait()
         log.info("stopping")
@@ -138,11 +145,15 @@ async def _start_site(app: web.Application, settings: Settings) -> web.AppRunner
     return runner
 
 
-async def _start_api_site(staff_api: StaffApi, settings: Settings) -> web.AppRunner | None:
-    """Polling needs no server but the staff API does. When its address is taken, the bot
-    still serves people: the problem is logged, not fatal."""
+async def _start_api_site(
+    staff_api: StaffApi, dashboard: Dashboard, settings: Settings
+) -> web.AppRunner | None:
+    """Polling needs no server but the staff API and the dashboard do. When the address is
+    taken, the bot still serves people: the problem is logged, not fatal."""
+    app = standalone_app(staff_api)
+    mount_dashboard(app, dashboard)
     try:
-        runner = await _start_site(standalone_app(staff_api), settings)
+        runner = await _start_site(app, settings)
     except OSError as problem:
         log.error(
             "staff API not served: cannot listen on %s:%s (%s); set WEB_HOST and WEB_PORT",
@@ -151,16 +162,25 @@ async def _start_api_site(staff_api: StaffApi, settings: Settings) -> web.AppRun
             problem.strerror or problem,
         )
         return None
-    log.info("staff API on http://%s:%s/api", settings.web_host, settings.web_port)
+    log.info(
+        "staff API on http://%s:%s/api, dashboard on /dashboard",
+        settings.web_host,
+        settings.web_port,
+    )
     return runner
 
 
 async def _start_webhook(
-    application: BotApplication, settings: Settings, staff_api: StaffApi
+    application: BotApplication,
+    settings: Settings,
+    staff_api: StaffApi,
+    dashboard: Dashboard | None = None,
 ) -> web.AppRunner:
     assert settings.webhook_url is not None and settings.webhook_secret is not None
     app = webhook_app(application, settings.webhook_secret)
     mount_staff_api(app, staff_api)
+    if dashboard is not None:
+        mount_dashboard(app, dashboard)
     runner = await _start_site(app, settings)
     url = settings.webhook_url.rstrip("/")
     if not url.endswith(WEBHOOK_PATH):

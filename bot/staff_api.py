@@ -12,6 +12,17 @@ so deactivating them or changing their role takes effect at once.
 | PATCH /api/shelters/{external_id} | admin, communications officer | `{"status"?, "occupancy"?}` |
 | GET /api/registrations/summary | any staff | registration counts (no personal data) |
 | GET /api/manifests/{point}.csv, .xlsx | admin, communications officer | a manifest |
+| GET /api/aggregates | any staff | feedback counts as JSON: the summary and daily rows |
+| GET /api/aggregates.csv | any staff | the daily rows as CSV with an HXL hashtag row |
+| GET /api/items.csv, .xlsx | admin, responder, protection focal point | feedback items |
+
+The aggregates take `days` (the last N days), `since` and `until` (YYYY-MM-DD, UTC days),
+`area` (an adm1 code) and `by` (`sector`, the default, `cluster` or `item` for totals); the
+JSON covers the last 7 days unless asked, the CSV every day. They are read from the rollup
+counts and never count sensitive items. The item exports take the item filter's query
+parameters (feedback/queries.py `ItemFilter`, the same a gap flag links to); they carry
+pseudonyms, never chat ids or names, and sensitive items only with `include_sensitive=1`
+for a role that may see them (403 otherwise).
 
 PATCH takes `status` ("open", "full" or "closed") and/or `occupancy` (a whole number, 0 or
 more) and answers the updated shelter; an empty object `{}` confirms the shelter unchanged
@@ -26,8 +37,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -35,6 +46,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from evacuation.manifests import UNASSIGNED, manifest_rows, summary, to_csv, to_xlsx
+from feedback.exports import (
+    AGGREGATE_KINDS,
+    aggregate_rows,
+    aggregates_csv,
+    items_xlsx,
+    write_items_csv,
+)
+from feedback.items import FeedbackItem
+from feedback.queries import ItemFilter
+from feedback.report import summary_json
+from feedback.review import may_see
+from feedback.summary import Window, summarise
 from messages.places import find_place
 from messages.shelters import (
     Shelter,
@@ -57,6 +80,7 @@ PREFIX = "/api"
 MAX_BODY = 16 * 1024  # a shelter update is a few dozen bytes
 ANY_STAFF = frozenset(Role)
 OFFICERS = frozenset({Role.ADMIN, Role.COMMUNICATIONS_OFFICER})
+ITEM_EXPORTERS = frozenset({Role.ADMIN, Role.RESPONDER, Role.PROTECTION_FOCAL_POINT})
 CONTENT_TYPES = {
     "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -96,6 +120,10 @@ def staff_api_app(api: StaffApi) -> web.Application:
     app.router.add_patch("/shelters/{external_id}", _guard(OFFICERS, change_one))
     app.router.add_get("/registrations/summary", _guard(ANY_STAFF, registrations))
     app.router.add_get("/manifests/{filename}", _guard(OFFICERS, manifest))
+    app.router.add_get("/aggregates", _guard(ANY_STAFF, aggregates))
+    app.router.add_get("/aggregates.csv", _guard(ANY_STAFF, aggregates_hxl))
+    app.router.add_get("/items.csv", _guard(ITEM_EXPORTERS, items_export))
+    app.router.add_get("/items.xlsx", _guard(ITEM_EXPORTERS, items_export))
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app
 
@@ -347,3 +375,109 @@ async def manifest(request: web.Request, api: StaffApi, member: StaffMember) -> 
             "Cache-Control": "no-store",
         },
     )
+
+
+# --- feedback aggregates and item exports ---------------------------------------------------
+
+
+def _attachment(api: StaffApi, name: str, extension: str) -> dict[str, str]:
+    stamp = api.clock().strftime("%Y%m%d-%H%M")
+    return {
+        "Content-Disposition": f'attachment; filename="{name}-{stamp}.{extension}"',
+        "Cache-Control": "no-store",
+    }
+
+
+def parse_period(
+    query: Mapping[str, str], today: date, default_days: int | None
+) -> tuple[date | None, date | None]:
+    """`days`, `since` and `until` as first and last day; _Refused(400) saying what is wrong."""
+    try:
+        since = date.fromisoformat(query["since"]) if query.get("since") else None
+        until = date.fromisoformat(query["until"]) if query.get("until") else None
+    except ValueError:
+        raise _Refused(400, "since and until must be dates, YYYY-MM-DD") from None
+    raw_days = query.get("days")
+    if raw_days is not None and (not raw_days.isdigit() or not 1 <= int(raw_days) <= 3660):
+        raise _Refused(400, "days must be a whole number, 1 to 3660")
+    if raw_days is not None and since is not None:
+        raise _Refused(400, "give since or days, not both")
+    days = int(raw_days) if raw_days is not None else default_days
+    if since is None and days is not None:
+        since = (until or today) - timedelta(days=days - 1)
+        until = until or today
+    if since is not None and until is not None and since > until:
+        raise _Refused(400, f"since {since} is after until {until}")
+    return since, until
+
+
+def _aggregate_query(
+    request: web.Request, api: StaffApi, default_days: int | None
+) -> tuple[date | None, date | None, str | None, str]:
+    by = request.query.get("by", "sector")
+    if by not in AGGREGATE_KINDS:
+        raise _Refused(400, f"by must be one of {', '.join(AGGREGATE_KINDS)}")
+    since, until = parse_period(request.query, api.clock().date(), default_days)
+    return since, until, request.query.get("area") or None, by
+
+
+async def aggregates(request: web.Request, api: StaffApi, member: StaffMember) -> web.Response:
+    try:
+        since, until, area, by = _aggregate_query(request, api, default_days=7)
+    except _Refused as refused:
+        return error(refused.status, str(refused))
+    assert since is not None
+    until = until or api.clock().date()
+    async with api.db.transaction() as session:
+        counts = await summarise(session, Window(since, until), area_code=area)
+        rows = await aggregate_rows(session, by=by, since=since, until=until, area_code=area)
+    return web.json_response(
+        {"by": by, "summary": summary_json(counts), "rows": [row.to_json() for row in rows]}
+    )
+
+
+async def aggregates_hxl(request: web.Request, api: StaffApi, member: StaffMember) -> web.Response:
+    try:
+        since, until, area, by = _aggregate_query(request, api, default_days=None)
+    except _Refused as refused:
+        return error(refused.status, str(refused))
+    async with api.db.transaction() as session:
+        rows = await aggregate_rows(session, by=by, since=since, until=until, area_code=area)
+    return web.Response(
+        body=aggregates_csv(rows),
+        content_type=CONTENT_TYPES["csv"],
+        charset="utf-8",
+        headers=_attachment(api, f"feedback-{by}-counts", "csv"),
+    )
+
+
+def may_export_sensitive(member: StaffMember) -> bool:
+    """Whoever may see a sensitive item (feedback/review.py decides)."""
+    return may_see(member, FeedbackItem(sensitive=True))
+
+
+async def items_export(
+    request: web.Request, api: StaffApi, member: StaffMember
+) -> web.StreamResponse:
+    extension = request.path.rpartition(".")[2]
+    try:
+        wanted = ItemFilter.from_query(request.query)
+    except (ValueError, TypeError) as problem:
+        return error(400, f"bad item filter: {problem}")
+    if wanted.include_sensitive and not may_export_sensitive(member):
+        return error(403, f"your role ({member.role.value}) may not export sensitive items")
+    headers = _attachment(api, "feedback-items", extension)
+    async with api.db.transaction() as session:
+        if extension == "xlsx":
+            body, count = await items_xlsx(session, wanted)
+            log.info("staff %s exported %d feedback items (xlsx)", member.id, count)
+            return web.Response(body=body, content_type=CONTENT_TYPES["xlsx"], headers=headers)
+        # Streamed batch by batch: a large export is never held whole.
+        response = web.StreamResponse(headers=headers)
+        response.content_type = CONTENT_TYPES["csv"]
+        response.charset = "utf-8"
+        await response.prepare(request)
+        count = await write_items_csv(session, wanted, response.write)
+    await response.write_eof()
+    log.info("staff %s exported %d feedback items (csv)", member.id, count)
+    return response

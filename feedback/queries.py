@@ -82,7 +82,8 @@ class ItemFilter:
         return cls(**values)
 
 
-def _where(query: Select[Any], wanted: ItemFilter) -> Select[Any]:
+def filtered(query: Select[Any], wanted: ItemFilter) -> Select[Any]:
+    """`query` (over feedback_items) narrowed to the items `wanted` names."""
     if not wanted.include_sensitive:
         query = query.where(FeedbackItem.sensitive.is_(False))
     if wanted.references:
@@ -127,10 +128,10 @@ async def find_items(
     oldest_first: bool = False,
 ) -> list[FeedbackItem]:
     order = FeedbackItem.created_at if oldest_first else FeedbackItem.created_at.desc()
-    query = _where(select(FeedbackItem), wanted).order_by(order, FeedbackItem.id)
+    query = filtered(select(FeedbackItem), wanted).order_by(order, FeedbackItem.id)
     return list(await session.scalars(query.limit(limit).offset(offset)))
 
 
 async def count_items(session: AsyncSession, wanted: ItemFilter) -> int:
-    query = _where(select(func.count(FeedbackItem.id)), wanted)
+    query = filtered(select(func.count(FeedbackItem.id)), wanted)
     return int(await session.scalar(query) or 0)

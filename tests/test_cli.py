@@ -183,3 +183,88 @@ def test_classify_reads_lines_and_writes_the_codes_as_json(tmp_path: Path) -> No
     assert trafficking["sensitive"] and trafficking["urgent"] and 10 in trafficking["mcof_sectors"]
     assert emoji["type"] == empty["type"] == "other" and not emoji["clusters"]
     assert all(isinstance(s, int) and 1 <= s <= 15 for a in answers for s in a["mcof_sectors"])
+
+
+async def test_report_exports_and_rebuild_counts(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from storage.base import utcnow
+    from storage.database import connect, upgrade
+    from tests.test_exports import add_item, person
+
+    database = connect(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    await upgrade(database)
+    async with database.transaction() as session:
+        amina = await person(session)
+        await add_item(session, amina, "=cmd|' /C calc'!A0", utcnow(), sectors=[2])
+        await add_item(session, amina, "he hit me", utcnow(), sectors=[10], sensitive=True)
+    await database.dispose()
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "CRISIS_DATA_DIR": str(tmp_path)}
+
+    text = run_cli("report", env=env)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("Feedback report: ") and "Gap flags: " in text.stdout
+    assert "2 Shelter and Non-food Items: 1" in text.stdout and "he hit me" not in text.stdout
+    as_json = run_cli("report", "--format", "json", "--include-sensitive", env=env)
+    summary = json.loads(as_json.stdout)["summary"]
+    assert summary["total"] == 2 and summary["include_sensitive"] is True
+    assert run_cli("report", "--format", "markdown", env=env).stdout.startswith("# Feedback")
+    both = run_cli("report", "--since", "2026-01-01", "--days", "3", env=env)
+    assert both.returncode == 2 and "not both" in both.stderr
+    assert run_cli("report", "--since", "yesterday", env=env).returncode == 2
+
+    items = run_cli("export", "items", env=env)
+    assert items.returncode == 0, items.stderr
+    lines = items.stdout.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("reference,created_at,") and len(lines) == 2
+    assert ",'=cmd|' /C calc'!A0,a1b2c3" in lines[1] and "he hit me" not in items.stdout
+    sheet_path = tmp_path / "items.xlsx"
+    written = run_cli(
+        "export", "items", "--format", "xlsx", "--include-sensitive", "-o", str(sheet_path), env=env
+    )
+    assert written.returncode == 0 and "2 items written" in written.stderr
+    sheet = load_workbook(sheet_path).active
+    assert sheet is not None and sheet.max_row == 3
+    aggregates = run_cli("export", "aggregates", "--by", "sector", env=env)
+    rows = aggregates.stdout.lstrip("\ufeff").splitlines()
+    assert rows[1].startswith("#date,#adm1+name,#adm1+code,#sector+code")
+    assert len(rows) == 3 and ",2,Shelter and Non-food Items," in rows[2], "never sector 10"
+
+    rebuilt = run_cli("feedback", "rebuild-counts", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.strip() == "Counts rebuilt from 2 items: 4 rows."
+
+
+def test_staff_password_is_read_from_stdin_and_stored_hashed(tmp_path: Path) -> None:
+    import sqlite3
+
+    from staff.passwords import verify_password
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "CRISIS_DATA_DIR": str(tmp_path)}
+    assert run_cli("staff", "add", "--role", "responder", "Rana Haddad", env=env).returncode == 0
+    secret = "a long enough passphrase"
+
+    def password(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*COMMAND, "staff", "password", *args],
+            env={"PATH": os.environ["PATH"], **env},
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    short = password("1", stdin="short\n")
+    assert short.returncode == 1 and "at least 12 characters" in short.stderr
+    unknown = password("99", stdin=f"{secret}\n")
+    assert unknown.returncode == 1 and "staff member 99 is unknown" in unknown.stderr
+    assert password("1", secret, stdin="").returncode == 2, "never a password in argv"
+    done = password("1", stdin=f"{secret}\n")
+    assert done.returncode == 0, done.stderr
+    assert "Password set for Rana Haddad (staff #1)" in done.stdout
+    assert secret not in done.stdout + done.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        [(stored,)] = connection.execute("SELECT password_hash FROM staff_members").fetchall()
+    assert stored.startswith("$argon2id$") and verify_password(stored, secret)

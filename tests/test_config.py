@@ -1,3 +1,4 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,57 @@ def test_unreadable_toml_file_names_the_variable(tmp_path: Path) -> None:
     bad.write_text("this is = = not toml")
     with pytest.raises(ConfigError):
         load_settings({"CRISIS_COMMS_CONFIG": str(bad)})
+
+
+def test_responders_chat_digest_settings() -> None:
+    services = load_settings({}).services
+    assert services.responders_chat is None, "no chat: no digest is sent"
+    assert (services.responders_chat_language, services.digest_hour) == ("en", 8)
+    services = load_settings(
+        {"RESPONDERS_CHAT": "-1001234", "DEFAULT_LANGUAGE": "fr", "DIGEST_HOUR": "0"}
+    ).services
+    assert services.responders_chat == -1001234
+    assert services.responders_chat_language == "fr", "the default language by default"
+    assert services.digest_hour == 0
+    chosen = load_settings({"RESPONDERS_CHAT_LANGUAGE": "ar"}).services
+    assert chosen.responders_chat_language == "ar"
+    for env, variable in (
+        ({"RESPONDERS_CHAT": "@responders"}, "RESPONDERS_CHAT"),
+        ({"RESPONDERS_CHAT_LANGUAGE": "xx"}, "RESPONDERS_CHAT_LANGUAGE"),
+        ({"DIGEST_HOUR": "24"}, "DIGEST_HOUR"),
+        ({"DIGEST_HOUR": "8am"}, "DIGEST_HOUR"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(env)
+        assert caught.value.variable == variable
+
+
+def test_gap_flag_settings() -> None:
+    flags = load_settings({}).services.flags
+    assert (flags.recent_days, flags.baseline_days, flags.min_count) == (7, 28, 10)
+    assert flags.response_target_urgent == timedelta(hours=4)
+    assert flags.response_target_other == timedelta(hours=72)
+    flags = load_settings(
+        {
+            "FLAG_RECENT_DAYS": "3",
+            "FLAG_BASELINE_DAYS": "21",
+            "FLAG_MIN_COUNT": "5",
+            "RESPONSE_TARGET_URGENT_HOURS": "1.5",
+            "RESPONSE_TARGET_SENSITIVE_HOURS": "1",
+            "RESPONSE_TARGET_CRITICAL_HOURS": "12",
+            "RESPONSE_TARGET_OTHER_HOURS": "48",
+        }
+    ).services.flags
+    assert (flags.recent_days, flags.baseline_days, flags.min_count) == (3, 21, 5)
+    assert flags.response_target_urgent == timedelta(minutes=90)
+    assert flags.response_target_sensitive == timedelta(hours=1)
+    assert flags.response_target_critical_sector == timedelta(hours=12)
+    assert flags.response_target_other == timedelta(hours=48)
+    for env, variable in (
+        ({"FLAG_RECENT_DAYS": "0"}, "FLAG_RECENT_DAYS"),
+        ({"FLAG_MIN_COUNT": "2.5"}, "FLAG_MIN_COUNT"),
+        ({"RESPONSE_TARGET_OTHER_HOURS": "-1"}, "RESPONSE_TARGET_OTHER_HOURS"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(env)
+        assert caught.value.variable == variable

@@ -40,6 +40,7 @@ from tests.sandbox_fixtures import StartBot
 from tests.test_cli import COMMAND, ROOT, free_port, run_cli, sandbox
 
 KEY = b"staff-api-test-key-0123456789abcdef"
+CONTENT_TYPE_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Client = TestClient[web.Request, web.Application]
 
 
@@ -432,3 +433,87 @@ async def test_webhook_mode_serves_the_api_beside_the_webhook(
         finally:
             await runner.cleanup()
             await application.stop()
+
+
+# --- feedback aggregates and item exports ---------------------------------------------------
+
+
+@pytest.fixture
+async def feedback_items(database: Database) -> dict[str, str]:
+    from tests.test_exports import add_item, person
+
+    async with database.transaction() as session:
+        amina = await person(session)
+        tent = await add_item(session, amina, "+1 tent please", utcnow(), sectors=[2])
+        hurt = await add_item(session, amina, "he hurt me", utcnow(), sectors=[10], sensitive=True)
+        return {"tent": tent.reference, "hurt": hurt.reference}
+
+
+async def test_feedback_aggregates_for_every_role(
+    client: Client, database: Database, feedback_items: dict[str, str]
+) -> None:
+    for role in Role:
+        headers = await bearer(database, role, f"Staff {role.value}")
+        response = await client.get("/api/aggregates", headers=headers)
+        assert response.status == 200, role
+        body = await response.json()
+        assert body["summary"]["total"] == 1, "never the sensitive item"
+        assert [(r["sector_code"], r["items"]) for r in body["rows"]] == [(2, 1)]
+        assert body["rows"][0]["sector_name"] == "Shelter and Non-food Items"
+        hxl = await client.get("/api/aggregates.csv?by=item", headers=headers)
+        assert hxl.status == 200 and hxl.headers["Cache-Control"] == "no-store"
+        lines = (await hxl.read()).decode("utf-8-sig").splitlines()
+        assert lines[1].startswith("#date,#adm1+name,#adm1+code,") and len(lines) == 3
+    text = (await (await client.get("/api/aggregates", headers=headers)).read()).decode()
+    assert "tent" not in text and feedback_items["tent"] not in text, "aggregates only"
+    old = await client.get("/api/aggregates?since=2020-01-01&until=2020-01-31", headers=headers)
+    assert (await old.json())["rows"] == []
+    for query, problem in (
+        ("days=0", "days must be a whole number"),
+        ("since=yesterday", "since and until must be dates"),
+        ("since=2026-01-01&days=3", "not both"),
+        ("since=2026-02-01&until=2026-01-01", "is after until"),
+        ("by=person", "by must be one of sector, cluster, item"),
+    ):
+        response = await client.get(f"/api/aggregates?{query}", headers=headers)
+        assert response.status == 400, query
+        assert problem in await error_of(response)
+
+
+async def test_item_exports_by_role(
+    client: Client, database: Database, feedback_items: dict[str, str]
+) -> None:
+    for role in (Role.VIEWER, Role.COMMUNICATIONS_OFFICER):
+        headers = await bearer(database, role, f"Staff {role.value}")
+        for path in ("/api/items.csv", "/api/items.xlsx"):
+            response = await client.get(path, headers=headers)
+            assert response.status == 403, (role, path)
+
+    responder = await bearer(database, Role.RESPONDER, "Responder")
+    response = await client.get("/api/items.csv", headers=responder)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response.headers["Content-Disposition"]
+    text = (await response.read()).decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("reference,created_at,")
+    assert ",'+1 tent please," in text, "a formula start is neutralised"
+    assert "he hurt me" not in text and feedback_items["hurt"] not in text
+    refused = await client.get("/api/items.csv?include_sensitive=1", headers=responder)
+    assert refused.status == 403 and "sensitive" in await error_of(refused)
+    wrong = await client.get("/api/items.csv?statuses=lost", headers=responder)
+    assert wrong.status == 400 and "unknown status" in await error_of(wrong)
+    none = await client.get("/api/items.csv?sector=4", headers=responder)
+    assert len((await none.read()).decode("utf-8-sig").splitlines()) == 1, "the header only"
+    xlsx = await client.get("/api/items.xlsx", headers=responder)
+    assert xlsx.status == 200 and xlsx.content_type == CONTENT_TYPE_XLSX
+    sheet = load_workbook(io.BytesIO(await xlsx.read())).active
+    assert sheet is not None and sheet.max_row == 2 and sheet["N2"].value == "'+1 tent please"
+
+    focal = await bearer(database, Role.PROTECTION_FOCAL_POINT, "Focal")
+    both = await client.get("/api/items.csv?include_sensitive=1", headers=focal)
+    assert both.status == 200
+    assert "he hurt me" in (await both.read()).decode("utf-8-sig")
+    plain = await client.get("/api/items.csv", headers=focal)
+    assert "he hurt me" not in (await plain.read()).decode("utf-8-sig"), "only when asked"
+    admin = await bearer(database, Role.ADMIN, "Admin")
+    assert (await client.get("/api/items.csv", headers=admin)).status == 200

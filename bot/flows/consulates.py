@@ -47,6 +47,7 @@ from messages.content import render
 from messages.countries import match_countries
 from messages.formatting import country_name, time_ago
 from messages.i18n import N_
+from messages.misses import Service, record_miss
 from messages.places import display_name
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -177,6 +178,10 @@ async def on_country_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
         missions = await missions_for(session, code) if person.onboarded else []
+        if person.onboarded and person.contact is not None and not missions:
+            # Evidence for the "priority sector unmet" flag: the country and area, not who.
+            area = person.contact.area_code
+            await record_miss(session, Service.CONSULATE, now, key=code, area_code=area)
     await query.answer()
     if not person.onboarded:
         await send_current_step(context, person)

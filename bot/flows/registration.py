@@ -91,10 +91,12 @@ from evacuation.registrations import (
     start_registration,
     submit,
 )
+from messages.areas import area_near, remember_area
 from messages.consulates import countries_with_missions, missions_for
 from messages.countries import match_countries
 from messages.formatting import time_ago
 from messages.geo import valid_coordinates
+from messages.misses import Service, record_miss
 from messages.places import match_places, nearest_departure_point
 from storage.references import spoken
 
@@ -350,18 +352,23 @@ async def on_location_button(turn: Turn) -> Move:
 
 
 async def _assign_departure_point(turn: Turn) -> None:
+    """The nearest departure point within reach; also the person's area (code and name only,
+    never the coordinates) and, when none is within reach, a departure miss counted there."""
     registration = turn.registration
     registration.departure_point_id = None
-    if registration.latitude is None or registration.longitude is None:
+    latitude, longitude = registration.latitude, registration.longitude
+    if latitude is None or longitude is None:
         return
-    nearest = await nearest_departure_point(
-        turn.session,
-        registration.latitude,
-        registration.longitude,
-        within_km=turn.services.settings.services.departure_radius_km,
-    )
+    within_km = turn.services.settings.services.departure_radius_km
+    nearest = await nearest_departure_point(turn.session, latitude, longitude, within_km=within_km)
+    area = await area_near(turn.session, latitude, longitude, within_km=within_km)
+    if turn.person.contact is not None:
+        remember_area(turn.person.contact, area)
     if nearest is not None:
         registration.departure_point_id = nearest[0].id
+    else:
+        code = area.code if area else None
+        await record_miss(turn.session, Service.DEPARTURE, turn.now, area_code=code)
 
 
 async def on_destination_text(turn: Turn) -> Move:

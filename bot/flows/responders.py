@@ -26,15 +26,17 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot.flows.staff import staff_only
@@ -67,6 +69,8 @@ log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
 RESPONDERS = REVIEWERS  # admins pass staff_only too, but see no sensitive item (may_see)
 ACK_DATA = re.compile(r"^ack:([A-Z0-9]{6})$")
+_DELIVERY_LOCK = "reply_delivery_lock"
+PENDING_BATCH = 20  # per run of the job (every 2 seconds)
 NOT_FOUND = "No item {reference}. Check the reference (6 letters and digits, e.g. KM7-4PX)."
 
 
@@ -147,6 +151,84 @@ class Outgoing:
     text: str
 
 
+async def outgoing_for(
+    session: AsyncSession, item: FeedbackItem, reply: Reply, default_language: str
+) -> Outgoing:
+    """Where a recorded reply goes: the person's chat, in their language."""
+    contact = await session.get(Contact, item.contact_id)
+    address = await session.scalar(
+        select(ContactAddress).where(ContactAddress.contact_id == item.contact_id)
+    )
+    return Outgoing(
+        reply_id=reply.id,
+        item_id=item.id,
+        reference=item.reference,
+        chat_id=address.chat_id if address is not None else None,
+        language=(contact.language if contact else None) or default_language,
+        source_message_id=item.source_message_id,
+        text=reply.text,
+    )
+
+
+def delivery_lock(bot_data: dict[Any, Any]) -> asyncio.Lock:
+    """One delivery at a time per bot: `/reply` and the pending-replies job both send, and
+    each re-reads a reply under this lock, so that none goes out twice."""
+    lock = bot_data.get(_DELIVERY_LOCK)
+    if not isinstance(lock, asyncio.Lock):
+        lock = bot_data[_DELIVERY_LOCK] = asyncio.Lock()
+    return lock
+
+
+async def send_pending_replies(
+    bot: Bot, services: Services, lock: asyncio.Lock, *, only: int | None = None
+) -> int:
+    """Send pending replies (recorded by `/reply` or the dashboard), oldest first, and record
+    each outcome: delivered (the item becomes answered) or failed. A network problem leaves
+    the rest pending for the next run. Returns how many were delivered."""
+    sent_count = 0
+    async with lock:
+        async with services.db.transaction() as session:
+            query = (
+                select(Reply, FeedbackItem)
+                .join(FeedbackItem, FeedbackItem.id == Reply.item_id)
+                .where(Reply.delivered_at.is_(None), Reply.failed_at.is_(None))
+                .order_by(Reply.created_at, Reply.id)
+                .limit(PENDING_BATCH)
+            )
+            if only is not None:
+                query = query.where(Reply.id == only)
+            language = services.settings.default_language
+            pending = [
+                await outgoing_for(session, item, reply, language)
+                for reply, item in (await session.execute(query)).all()
+            ]
+        for outgoing in pending:
+            try:
+                sent = await deliver(bot, outgoing)
+            except NetworkError as error:  # TimedOut too: tried again at the next run
+                log.warning("reply %s not sent yet: %s", outgoing.reply_id, type(error).__name__)
+                break
+            except RetryAfter:
+                break
+            except TelegramError as error:
+                log.warning("reply %s not delivered: %s", outgoing.reply_id, type(error).__name__)
+                sent = False
+            async with services.db.transaction() as session:
+                fresh = await session.get(FeedbackItem, outgoing.item_id)
+                stored = await session.get(Reply, outgoing.reply_id)
+                assert fresh is not None and stored is not None
+                if sent:
+                    await delivered(session, fresh, stored, services.clock())
+                    sent_count += 1
+                else:
+                    failed(stored, services.clock())
+    return sent_count
+
+
+async def replies_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_pending_replies(context.bot, services_of(context), delivery_lock(context.bot_data))
+
+
 async def reply_command(
     update: Update, context: ContextTypes.DEFAULT_TYPE, member: StaffMember
 ) -> None:
@@ -159,37 +241,25 @@ async def reply_command(
     services = services_of(context)
     async with services.db.transaction() as session:
         item = await _allowed_item(session, parts[1], member)
-        outgoing = None
+        reply_id = reference = None
         if item is not None:
             reply = await record_reply(session, item, member.id, parts[2].strip(), services.clock())
-            contact = await session.get(Contact, item.contact_id)
-            address = await session.scalar(
-                select(ContactAddress).where(ContactAddress.contact_id == item.contact_id)
-            )
-            outgoing = Outgoing(
-                reply_id=reply.id,
-                item_id=item.id,
-                reference=item.reference,
-                chat_id=address.chat_id if address is not None else None,
-                language=(contact.language if contact else None)
-                or services.settings.default_language,
-                source_message_id=item.source_message_id,
-                text=reply.text,
-            )
-    if outgoing is None:
+            reply_id, reference = reply.id, item.reference
+    if reply_id is None or reference is None:
         await _say(update, context, NOT_FOUND.format(reference=parts[1]))
         return
-    sent = await deliver(context.bot, outgoing)
+    lock = delivery_lock(context.bot_data)
+    await send_pending_replies(context.bot, services, lock, only=reply_id)
     async with services.db.transaction() as session:
-        fresh = await session.get(FeedbackItem, outgoing.item_id)
-        stored = await session.get(Reply, outgoing.reply_id)
-        assert fresh is not None and stored is not None
-        if sent:
-            await delivered(session, fresh, stored, services.clock())
+        stored = await session.get(Reply, reply_id)
+        assert stored is not None
+        if stored.delivered_at is not None:
+            outcome = "Sent"
+        elif stored.failed_at is not None:
+            outcome = "Not delivered (the person blocked the bot or left); kept"
         else:
-            failed(stored, services.clock())
-    outcome = "Sent" if sent else "Not delivered (the person blocked the bot or left); kept"
-    await _say(update, context, f"{outcome}: reply to {spoken(outgoing.reference)}.")
+            outcome = "Not sent yet (no connection); the bot keeps trying"
+    await _say(update, context, f"{outcome}: reply to {spoken(reference)}.")
 
 
 def reply_heading(language: str, reference: str) -> str:

@@ -25,6 +25,11 @@ state. A location shared outside any conversation also gets the shelters near it
 (`on_location`, wired from bot/flows/fallbacks.py). Only "type your town" needs state, kept
 for ten minutes.
 
+Every search, in its own transaction, keeps the person's adm1 area on their contact (code
+and name only, never the location or the typed text), so that what they tell us next is
+counted there, and counts a shelter miss when no listed open shelter has room
+(messages/areas.py, messages/misses.py).
+
 ```mermaid
 stateDiagram-v2
     [*] --> ASKED: menu "Find a shelter" (location button + "Main menu" keyboard)
@@ -75,10 +80,13 @@ from bot.keyboards import Gettext, MenuItem, MenuTap, main_menu
 from bot.people import Person, load_person
 from bot.replies import help_line, onboarded_person, send_current_step
 from bot.services import services_of
+from messages.areas import Area, area_near, area_of_place, remember_area
+from messages.contacts import Contact
 from messages.content import render
 from messages.formatting import distance, number, time_ago
 from messages.geo import valid_coordinates
 from messages.i18n import N_, translations
+from messages.misses import Service, record_miss
 from messages.places import Place, PlaceKind, PlaceMatch, display_name, match_places
 from messages.shelters import (
     Shelter,
@@ -159,6 +167,23 @@ async def found_in_area(session: AsyncSession, level: str, code: str) -> Found:
         [Listed(s, None) for s in shelters if s.status is ShelterStatus.OPEN][:SHOWN],
         [Listed(s, None) for s in shelters if s.status is ShelterStatus.FULL][:MAX_FULL],
     )
+
+
+def has_free_places(found: Found) -> bool:
+    """An open shelter listed that may take the person: room left, or numbers unknown."""
+    return any(listed.shelter.places_free != 0 for listed in found.open)
+
+
+async def note_search(
+    session: AsyncSession, person: Person, area: Area | None, found: Found, now: datetime
+) -> None:
+    """In the search's transaction: the person's area for what they tell us next (code and
+    name only, never where they are), and a shelter miss when nothing listed has room."""
+    contact = await session.get(Contact, person.contact.id) if person.contact else None
+    if contact is not None:
+        remember_area(contact, area)
+    if not has_free_places(found):
+        await record_miss(session, Service.SHELTER, now, area_code=area.code if area else None)
 
 
 # --- what the person sees ---------------------------------------------------------------
@@ -395,10 +420,11 @@ async def answer_location(
         note = person.gettext("That location cannot be right. Please share it again.")
         return await ask_again(context, person, note)
     services = services_of(context)
+    radius_km = services.settings.services.shelter_radius_km
     async with services.db.transaction() as session:
-        found = await shelters_near(
-            session, latitude, longitude, services.settings.services.shelter_radius_km
-        )
+        found = await shelters_near(session, latitude, longitude, radius_km)
+        area = await area_near(session, latitude, longitude, within_km=radius_km)
+        await note_search(session, person, area, found, services.clock())
     await send_results(context, person, found, where=None)
     return END
 
@@ -480,10 +506,14 @@ async def answer_place(context: ContextTypes.DEFAULT_TYPE, person: Person, place
     settings = services.settings
     name = display_name(place.names, person.language, settings.fallback_languages)
     if place.latitude is not None and place.longitude is not None:
+        radius_km = settings.services.shelter_radius_km
         async with services.db.transaction() as session:
-            found = await shelters_near(
-                session, place.latitude, place.longitude, settings.services.shelter_radius_km
+            found = await shelters_near(session, place.latitude, place.longitude, radius_km)
+            # A gazetteer point with no area of its own: the area of what is near it.
+            adm1 = area_of_place(place) or await area_near(
+                session, place.latitude, place.longitude, within_km=radius_km
             )
+            await note_search(session, person, adm1, found, services.clock())
         await send_results(context, person, found, where=name)
         return END
     area = area_of(place)
@@ -499,6 +529,7 @@ async def answer_place(context: ContextTypes.DEFAULT_TYPE, person: Person, place
     level, code = area
     async with services.db.transaction() as session:
         found = await found_in_area(session, level, code)
+        await note_search(session, person, area_of_place(place), found, services.clock())
     area_name = (place.adm2_name if level == "adm2" else place.adm1_name) or code
     if place.kind in (PlaceKind.ADM1, PlaceKind.ADM2):
         area_name = name
