@@ -336,7 +336,7 @@ async def all_counts(database: Database) -> dict[Key, int]:
     async with database.transaction() as session:
         rows = await session.execute(select(FeedbackCount))
         return {
-            Key(r.day, r.kind, r.code, r.area_code, r.language, r.type, r.status, r.sensitive): (
+            Key(r.kind, r.day, r.code, r.area_code, r.language, r.type, r.status, r.sensitive): (
                 r.items
             )
             for (r,) in rows

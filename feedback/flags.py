@@ -43,12 +43,13 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from babel import Locale
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from babel.dates import format_timedelta
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback.coding import tokens
@@ -131,11 +132,14 @@ class Flag:
     evidence: Evidence
     template: str = ""  # the explanation's msgid (marked with N_ here)
     values: dict[str, object] = field(default_factory=dict)  # what fills the template
-    msgids: tuple[str, ...] = ()  # names of the values that are msgids themselves
+    # How a value is rendered in a language: "msgid" (translated), "duration" (seconds),
+    # "language" or "country" (a code, named in the reader's language); others as they are.
+    kinds: dict[str, str] = field(default_factory=dict)
 
-    def explain(self, gettext: Callable[[str], str]) -> str:
-        """The explanation in the language of `gettext` (English with the identity)."""
-        return render(self.template, self.values, self.msgids, gettext)
+    def explain(self, gettext: Callable[[str], str], locale: str = "en") -> str:
+        """The explanation in the language of `gettext`, names and durations in `locale`
+        (a Babel locale such as "fa_AF"); English with the identity and "en"."""
+        return render(self.template, self.values, self.kinds, gettext, locale)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -174,13 +178,23 @@ class FlagSettings:
 def render(
     template: str,
     values: Mapping[str, object],
-    msgids: Iterable[str],
+    kinds: Mapping[str, str],
     gettext: Callable[[str], str],
+    locale: str = "en",
 ) -> str:
-    translated = dict(values)
-    for name in msgids:
-        translated[name] = gettext(str(values[name]))
-    return gettext(template).format(**translated)
+    reader = Locale.parse(locale)
+    shown = dict(values)
+    for name, kind in kinds.items():
+        value = values[name]
+        if kind == "msgid":
+            shown[name] = gettext(str(value))
+        elif kind == "duration" and isinstance(value, int | float):
+            shown[name] = format_timedelta(timedelta(seconds=value), locale=reader)
+        elif kind == "language":
+            shown[name] = language_name(str(value), reader)
+        elif kind == "country":
+            shown[name] = str(reader.territories.get(str(value), value))
+    return gettext(template).format(**shown)
 
 
 def _identity(text: str) -> str:
@@ -248,7 +262,11 @@ class Periods:
 async def periods(session: AsyncSession, settings: FlagSettings, now: datetime) -> Periods:
     recent = Window.last_days(settings.recent_days, now)
     elapsed = (min(now, recent.end) - recent.start) / DAY
-    first = await session.scalar(select(func.min(FeedbackCount.day)).where(FeedbackCount.items > 0))
+    first = await session.scalar(
+        select(func.min(FeedbackCount.day)).where(
+            FeedbackCount.kind == ITEM, FeedbackCount.items > 0
+        )
+    )
     since = recent.since - timedelta(days=settings.baseline_days)
     if first is not None:
         since = max(since, first)
@@ -337,15 +355,11 @@ def sector_name(sector: int) -> str:
     return taxonomy().sectors.get(sector, f"sector {sector}")
 
 
-def language_name(code: str) -> str:
+def language_name(code: str, reader: Locale | None = None) -> str:
     language = get_language(code)
     if language is None:
         return code
-    return str(Locale.parse(language.locale).get_display_name("en") or code)
-
-
-def country_name(code: str) -> str:
-    return str(Locale.parse("en").territories.get(code, code))
+    return str(Locale.parse(language.locale).get_display_name(reader or "en") or code)
 
 
 def _p(value: float) -> str:
@@ -356,11 +370,6 @@ def _number(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _hours(value: timedelta) -> str:
-    hours = value / timedelta(hours=1)
-    return f"{hours:.0f} h" if hours < 72 else f"{hours / 24:.0f} days"
-
-
 def make_flag(
     kind: FlagKind,
     key: str,
@@ -369,7 +378,7 @@ def make_flag(
     evidence: Evidence,
     template: str,
     values: dict[str, object],
-    msgids: tuple[str, ...] = (),
+    kinds: dict[str, str] | None = None,
     sector: int | None = None,
     area_code: str | None = None,
     area_name: str | None = None,
@@ -385,11 +394,11 @@ def make_flag(
         language=language,
         topic=topic,
         severity=severity,
-        explanation=render(template, values, msgids, _identity),
+        explanation=render(template, values, kinds or {}, _identity),
         evidence=evidence,
         template=template,
         values=values,
-        msgids=msgids,
+        kinds=kinds or {},
     )
 
 
@@ -463,7 +472,7 @@ async def _surge(
         ),
         template=SURGE_AREA if area else SURGE_ALL,
         values=values,
-        msgids=("sector",),
+        kinds={"sector": "msgid"},
         sector=sector,
         area_code=area,
         area_name=await context.area_name(area) if area else None,
@@ -601,7 +610,7 @@ async def _unmet_in_areas(
                 ),
                 template=template,
                 values=values,
-                msgids=("sector", "level"),
+                kinds={"sector": "msgid", "level": "msgid"},
                 sector=sector,
                 area_code=area,
                 area_name=await context.area_name(area),
@@ -630,7 +639,7 @@ async def _unmet_consulates(context: Context) -> list[Flag]:
         values: dict[str, object] = {
             "sector": sector_name(CONSULAR_SECTOR),
             "level": LEVELS[priority.level],
-            "country": country_name(country),
+            "country": country,
             "misses": n,
             "days": context.settings.recent_days,
         }
@@ -652,7 +661,7 @@ async def _unmet_consulates(context: Context) -> list[Flag]:
                 ),
                 template=UNMET_CONSULATE,
                 values=values,
-                msgids=("sector", "level"),
+                kinds={"sector": "msgid", "level": "msgid", "country": "country"},
                 sector=CONSULAR_SECTOR,
                 area_code=context.area_code,
                 area_name=await context.area_name(context.area_code) if context.area_code else None,
@@ -683,8 +692,11 @@ def criticalities(context: Context) -> list[Criticality]:
     critical = sorted(
         str(s) for s, p in context.priorities.items() if p.level is PriorityLevel.CRITICAL
     )
-    in_critical = FeedbackItem.id.in_(
-        select(ItemCode.item_id).where(ItemCode.scheme == "sector", ItemCode.value.in_(critical))
+    # Correlated EXISTS: a primary-key probe per open item, not a scan of every coded item.
+    in_critical = exists().where(
+        ItemCode.item_id == FeedbackItem.id,
+        ItemCode.scheme == "sector",
+        ItemCode.value.in_(critical),
     )
     sensitive = FeedbackItem.sensitive.is_(True)
     urgent = and_(not_(sensitive), FeedbackItem.urgent.is_(True))
@@ -760,8 +772,8 @@ async def _unanswered(context: Context, c: Criticality) -> Flag | None:
     values: dict[str, object] = {
         "count": int(count),
         "criticality": c.label,
-        "target": _hours(c.target),
-        "oldest": _hours(waited) if waited >= timedelta(hours=1) else "under 1 h",
+        "target": round(c.target.total_seconds()),
+        "oldest": round(waited.total_seconds()),
     }
     evidence = Evidence(
         count=int(count),
@@ -790,7 +802,7 @@ async def _unanswered(context: Context, c: Criticality) -> Flag | None:
         evidence=evidence,
         template=UNANSWERED,
         values=values,
-        msgids=("criticality",),
+        kinds={"criticality": "msgid", "target": "duration", "oldest": "duration"},
         area_code=context.area_code,
         area_name=await context.area_name(context.area_code) if context.area_code else None,
     )
@@ -853,7 +865,7 @@ async def _silence(context: Context, column: str, value: str, count: int, base: 
     if by_area:
         values["area"] = await context.area_name(value)
     else:
-        values["language"] = language_name(value)
+        values["language"] = value
     items = context.items(area=value) if by_area else context.items(language=value)
     return make_flag(
         FlagKind.SILENCE,
@@ -864,6 +876,7 @@ async def _silence(context: Context, column: str, value: str, count: int, base: 
         ),
         template=SILENCE_AREA if by_area else SILENCE_LANGUAGE,
         values=values,
+        kinds={} if by_area else {"language": "language"},
         area_code=value if by_area else context.area_code,
         area_name=await context.area_name(value) if by_area else None,
         language=None if by_area else value,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -42,6 +42,10 @@ class ItemStatus(enum.StrEnum):
 
 class FeedbackItem(Base):
     __tablename__ = "feedback_items"
+    # The queue's and the "unanswered" flag's question: open items of a class, oldest first.
+    __table_args__ = (
+        Index("ix_feedback_items_open", "status", "sensitive", "urgent", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)

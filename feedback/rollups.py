@@ -40,9 +40,12 @@ ITEM, SECTOR, CLUSTER = "item", "sector", "cluster"
 
 class FeedbackCount(Base):
     __tablename__ = "feedback_counts"
+    # Every report reads one kind over a range of days: the key leads with them. On SQLite the
+    # table is the key's B-tree itself (no rowid), so those reads are one range scan.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # item, sector, cluster
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" for kind "item"
     area_code: Mapped[str] = mapped_column(String(32), primary_key=True)  # "": unknown
     language: Mapped[str] = mapped_column(String(16), primary_key=True)  # "": unknown
@@ -53,8 +56,8 @@ class FeedbackCount(Base):
 
 
 class Key(NamedTuple):
-    day: date
     kind: str
+    day: date
     code: str
     area_code: str
     language: str
@@ -91,9 +94,9 @@ def keys_of(counted: dict[str, Any] | None) -> list[Key]:
         counted["sensitive"],
     )
     day = date.fromisoformat(counted["day"])
-    keys = [Key(day, ITEM, "", *common)]
-    keys += [Key(day, SECTOR, str(s), *common) for s in counted["sectors"]]
-    keys += [Key(day, CLUSTER, str(c), *common) for c in counted["clusters"]]
+    keys = [Key(ITEM, day, "", *common)]
+    keys += [Key(SECTOR, day, str(s), *common) for s in counted["sectors"]]
+    keys += [Key(CLUSTER, day, str(c), *common) for c in counted["clusters"]]
     return keys
 
 

@@ -355,6 +355,9 @@ async def test_unanswered_per_criticality_oldest_first(database: Database) -> No
             "3 open other items have waited longer than the 3 days response target; "
             "the oldest has waited 4 days."
         )
+        # In French: the sentence, the class and both durations (Babel) are French.
+        french = other.explain(translations("fr").gettext, "fr").replace("\xa0", " ")
+        assert "3 jours" in french and "4 jours" in french and "days" not in french
         listed = await find_items(session, other.evidence.items, oldest_first=True)
         assert [i.reference for i in listed] == list(other.evidence.items.references)
 
@@ -404,6 +407,7 @@ async def test_silence_of_an_area_and_a_language(database: Database) -> None:
         assert area.evidence.p_value is not None and area.evidence.p_value < SETTINGS.alpha
         assert area.evidence.baseline is not None and area.evidence.baseline > 10
         assert language.language == "ps" and "Pashto" in language.explanation
+        assert "пушту" in language.explain(translations("ru").gettext, "ru")
         assert "Area XY02" in area.explanation and "28 days" in area.explanation
         assert await count_items(session, area.evidence.items) == 1
         # Too few expected to call it silence: a tenth of the traffic never flags.

@@ -100,7 +100,7 @@ async def counts(session: AsyncSession) -> dict[Key, int]:
 def key(kind: str, code: str = "", **values: Any) -> Key:
     """A count's key: today, English, a new non-sensitive request of unknown area, unless
     `values` say otherwise."""
-    return Key(TODAY, kind, code, "", "en", "request", "new", False)._replace(**values)
+    return Key(kind, TODAY, code, "", "en", "request", "new", False)._replace(**values)
 
 
 async def contact(session: AsyncSession, pseudonym: str = "p1") -> Contact:

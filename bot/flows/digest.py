@@ -32,6 +32,7 @@ from feedback.notices import mark_sent, was_sent
 from feedback.summary import UNKNOWN, Summary, Window, summarise
 from feedback.taxonomy import taxonomy
 from messages.i18n import translations
+from messages.languages import get_language
 from storage.references import spoken
 
 log = logging.getLogger("crisis_comms.digest")
@@ -81,12 +82,19 @@ async def send_notices(bot: Bot, services: Services) -> int:
         due = await what_is_due(session, services, now)
     if due.digest_key is not None and due.summary is not None:
         # The digest lists every current flag: none of them needs a notice of its own.
-        text = digest_text(due.summary, due.flags, now, services.settings.timezone, catalog)
+        text = digest_text(
+            due.summary,
+            due.flags,
+            now,
+            services.settings.timezone,
+            catalog,
+            locale_of(settings.responders_chat_language),
+        )
         keys = [due.digest_key, *(f"flag:{flag.key}" for flag in due.flags)]
         return 1 if await _send(bot, services, chat, text, keys) else 0
     sent = 0
     for flag in due.new_flags:
-        notice = flag_notice(flag, catalog.gettext)
+        notice = flag_notice(flag, catalog.gettext, locale_of(settings.responders_chat_language))
         if await _send(bot, services, chat, notice, [f"flag:{flag.key}"]):
             sent += 1
     return sent
@@ -112,9 +120,15 @@ async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 # --- texts (the chat's language) ------------------------------------------------------------
 
 
-def explain(flag: Flag, gettext: Gettext) -> str:
+def explain(flag: Flag, gettext: Gettext, locale: str) -> str:
     """The flag's one sentence in the chat's language (its English one if it has no template)."""
-    return flag.explain(gettext) if flag.template else flag.explanation
+    return flag.explain(gettext, locale) if flag.template else flag.explanation
+
+
+def locale_of(language: str) -> str:
+    """The Babel locale that names languages, countries and durations for the chat."""
+    known = get_language(language)
+    return known.locale if known is not None else "en"
 
 
 def references(flag: Flag, gettext: Gettext) -> str:
@@ -127,8 +141,9 @@ def references(flag: Flag, gettext: Gettext) -> str:
     return gettext("Items: {references}").format(references=shown)
 
 
-def flag_notice(flag: Flag, gettext: Gettext) -> str:
-    lines = [gettext("New gap flag: {explanation}").format(explanation=explain(flag, gettext))]
+def flag_notice(flag: Flag, gettext: Gettext, locale: str = "en") -> str:
+    explanation = explain(flag, gettext, locale)
+    lines = [gettext("New gap flag: {explanation}").format(explanation=explanation)]
     codes = references(flag, gettext)
     return "\n".join([*lines, codes] if codes else lines)
 
@@ -144,6 +159,7 @@ def digest_text(
     now: datetime,
     timezone: str,
     catalog: gettext.NullTranslations,
+    locale: str = "en",
 ) -> str:
     _ = catalog.gettext
     local_day = now.astimezone(ZoneInfo(timezone)).date().isoformat()
@@ -181,7 +197,7 @@ def digest_text(
         lines.append(_("Gap flags ({count}):").format(count=len(flags)))
     for flag in flags[:MAX_FLAGS]:
         codes = references(flag, _)
-        lines.append(f"• {explain(flag, _)}" + (f" {codes}" if codes else ""))
+        lines.append(f"• {explain(flag, _, locale)}" + (f" {codes}" if codes else ""))
     if len(flags) > MAX_FLAGS:
         lines.append(_("… and {count} more.").format(count=len(flags) - MAX_FLAGS))
     return "\n".join(lines)
