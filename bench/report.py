@@ -44,9 +44,17 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from feedback.crisis_profile import CrisisProfile
-from feedback.flags import FlagSettings, compute_flags
+from feedback.flags import FAMILIES, Context, Flag, FlagSettings, compute_flags, make_context
 from feedback.items import FeedbackItem, ItemCode
-from feedback.rollups import KEY_COLUMNS, FeedbackCount, Key, keys_of, rebuild, snapshot
+from feedback.rollups import (
+    KEY_COLUMNS,
+    FeedbackCount,
+    Key,
+    keys_of,
+    rebuild,
+    sector_mask,
+    snapshot,
+)
 from feedback.summary import Window, summarise
 from feedback.taxonomy import taxonomy
 from messages.consulates import Mission, MissionKind
@@ -109,8 +117,11 @@ def clusters_of(sector: int) -> list[str]:
 
 
 @asynccontextmanager
-async def open_database(postgres: str | None, folder: str) -> AsyncIterator[Database]:
-    """A SQLite file in `folder`, or a fresh schema on PostgreSQL dropped afterwards."""
+async def open_database(
+    postgres: str | None, folder: str, *, keep: bool = False
+) -> AsyncIterator[Database]:
+    """A SQLite file in `folder`, or a fresh schema on PostgreSQL dropped afterwards (kept
+    with `keep`, to profile queries on it)."""
     if postgres is None:
         database = connect(f"sqlite+aiosqlite:///{Path(folder) / 'report.db'}")
         await upgrade(database)
@@ -133,8 +144,11 @@ async def open_database(postgres: str | None, folder: str) -> AsyncIterator[Data
         yield database
     finally:
         await database.dispose()
-        async with admin.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        if keep:
+            print(f"schema {schema} kept")
+        else:
+            async with admin.begin() as connection:
+                await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
 
 
@@ -197,6 +211,7 @@ def one_item(
         sensitive=sensitive,
     )
     row["counted"] = snapshot(transient, sectors, clusters)
+    row["sector_mask"] = sector_mask(sectors)
     codes = [
         {"item_id": item_id, "scheme": scheme, "value": value, "confidence": 0.9, "source": "bench"}
         for scheme, values in (("sector", [str(s) for s in sorted(sectors)]), ("cluster", clusters))
@@ -394,20 +409,30 @@ async def measure(database: Database, now: datetime) -> dict[str, float]:
         async with database.transaction() as session:
             return await summarise(session, Window.last_days(30, now))
 
-    return {
+    def family(part: Callable[[Context], Awaitable[list[Flag]]]) -> Callable[[], Awaitable[object]]:
+        async def run() -> object:
+            async with database.transaction() as session:
+                return await part(await make_context(session, PROFILE, settings, now))
+
+        return run
+
+    times = {
         "SELECT count(*) FROM feedback_items": await best_of(count_all),
         "full report (summary 7 days + flags)": await best_of(report),
         "  of which summary, 7 days": await best_of(week),
         "  of which compute_flags": await best_of(flags),
-        "dashboard overview (summary 30 days)": await best_of(overview),
     }
+    for part in FAMILIES:
+        times[f"    {part.__name__}"] = await best_of(family(part))
+    times["dashboard overview (summary 30 days)"] = await best_of(overview)
+    return times
 
 
 async def main(args: argparse.Namespace) -> None:
     sizes = Sizes(args.items, args.days, args.seed)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     with tempfile.TemporaryDirectory() as folder:
-        async with open_database(args.postgres, folder) as database:
+        async with open_database(args.postgres, folder, keep=args.keep) as database:
             backend = database.engine.dialect.name
             print(
                 f"{sizes.items:,} items, {sizes.contacts:,} contacts, {sizes.days} days, {backend}"
@@ -440,6 +465,7 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema")
     parser.add_argument(
         "--verify-up-to",
         type=int,

@@ -80,6 +80,9 @@ class FeedbackItem(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # What this item adds to the rollup counts (feedback/rollups.py), to undo it on a change.
     counted: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    # The item's MCOF sectors as bits (1 << sector), kept with the counts: "is it in a critical
+    # sector?" is then a bit test on the row, not a join (feedback/flags.py, unanswered).
+    sector_mask: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="item", cascade="all, delete-orphan", lazy="selectin"
@@ -151,6 +154,7 @@ async def record_item(
         area_code=area[0] if area else None,
         area_name=area[1] if area else None,
         repeats=0,
+        sector_mask=0,
         urgent=False,
         sensitive=False,
     )

@@ -122,6 +122,14 @@ async def recount(session: AsyncSession, item: FeedbackItem) -> None:
     deltas.subtract(keys_of(item.counted))
     await add_counts(session, {key: n for key, n in deltas.items() if n})
     item.counted = now_counted
+    item.sector_mask = sector_mask(sectors)
+
+
+def sector_mask(sectors: Iterable[int]) -> int:
+    mask = 0
+    for sector in sectors:
+        mask |= 1 << int(sector)
+    return mask
 
 
 async def add_counts(session: AsyncSession, deltas: dict[Key, int]) -> None:
@@ -155,6 +163,7 @@ async def rebuild(session: AsyncSession, *, batch: int = 5000) -> Rebuilt:
         for item in items:
             sectors, clusters = codes.get(item.id, ([], []))
             item.counted = snapshot(item, sectors, clusters)
+            item.sector_mask = sector_mask(sectors)
             totals.update(keys_of(item.counted))
         seen += len(items)
         last_id = items[-1].id

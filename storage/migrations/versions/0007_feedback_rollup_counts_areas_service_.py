@@ -71,6 +71,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("area_code", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("area_name", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("counted", sa.JSON(), nullable=True))
+        batch_op.add_column(
+            sa.Column("sector_mask", sa.Integer(), server_default="0", nullable=False)
+        )
         batch_op.create_index(
             batch_op.f("ix_feedback_items_area_code"), ["area_code"], unique=False
         )
@@ -92,6 +95,7 @@ def downgrade() -> None:
     with op.batch_alter_table("feedback_items", schema=None) as batch_op:
         batch_op.drop_index("ix_feedback_items_open")
         batch_op.drop_index(batch_op.f("ix_feedback_items_area_code"))
+        batch_op.drop_column("sector_mask")
         batch_op.drop_column("counted")
         batch_op.drop_column("area_name")
         batch_op.drop_column("area_code")
