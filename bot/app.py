@@ -16,6 +16,7 @@ from bot.commands import register_commands
 from bot.config import SANDBOX_TOKEN, Settings
 from bot.errors import on_error
 from bot.flows import (
+    broadcasts,
     consulates,
     digest,
     fallbacks,
@@ -28,8 +29,10 @@ from bot.flows import (
     shelter_updates,
     shelters,
     staff,
+    subscriptions,
 )
 from bot.persistence import FlowPersistence
+from bot.sender import start_in_application
 from bot.services import Services, install, services_of, services_of_app
 from evacuation.registrations import purge_stale_drafts
 
@@ -65,13 +68,20 @@ def build_application(services: Services) -> BotApplication:
 async def start_application(application: BotApplication) -> None:
     """Start processing updates (after `initialize`) and tell Telegram our commands."""
     await application.start()
-    await register_commands(application, services_of_app(application))
+    services = services_of_app(application)
+    await register_commands(application, services)
+    if services.settings.services.sender_in_bot:
+        start_in_application(application, services)
 
 
 def add_handlers(application: BotApplication, settings: Settings) -> None:
     # Groups -2 and -1 see every update first; a handler there stops the others only on
     # purpose. One lookup per group: in a group only the first matching handler runs, and
     # each lookup's "anything else ends the question" matches every update.
+    # An officer composing a broadcast: typed answers stop in this first group (one database
+    # lookup tells whether they are composing); everyone else's messages go on.
+    for composing in broadcasts.input_handlers():
+        application.add_handler(composing, group=-3)
     for handler in shelters.early_handlers(settings):
         application.add_handler(handler, group=-2)
     for handler in consulates.early_handlers(settings):
@@ -81,10 +91,12 @@ def add_handlers(application: BotApplication, settings: Settings) -> None:
         *shelters.handlers(settings),
         *staff.handlers(),
         *responders.handlers(),
+        *broadcasts.handlers(),
         *manifests.handlers(),
         *shelter_updates.handlers(),
         registration.conversation(settings),
         *consulates.handlers(),
+        *subscriptions.handlers(),
         *onboarding.handlers(),
         *menu.handlers(),
         *feedback.handlers(),

@@ -99,6 +99,14 @@ def parser() -> argparse.ArgumentParser:
     feedback.add_parser(
         "rebuild-counts", help="recompute the rollup counts the reports read from the items"
     )
+    sender = commands.add_parser(
+        "sender",
+        help="send queued broadcasts (extra sender processes beside the bot, PostgreSQL)",
+        description="Sends broadcast messages from the outbox until stopped (SIGTERM/Ctrl+C). "
+        "Every sender process shares the outbox and Telegram's overall limit; give each one a "
+        "name of its own (and set SENDER_IN_BOT=false on the bot if only these should send).",
+    )
+    sender.add_argument("--name", help="this process's name (default: SENDER_NAME)")
     report_commands.add_commands(commands)
     return root
 
@@ -146,6 +154,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await admin.registrations_command(settings, args)
     if args.command == "import":
         return await admin.import_command(settings, args.import_kind, args.file, args.by)
+    if args.command == "sender":
+        from bot.sender import command as sender_command
+
+        return await sender_command(settings, args.name)
     if args.command == "staff" and args.staff_command == "password":
         return await staff_password(settings, args.staff_id)
     return await admin.staff_command(settings, args)

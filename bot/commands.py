@@ -14,6 +14,7 @@ PUBLIC_COMMANDS = (
     ("start", N_("Start again")),
     ("menu", N_("Main menu")),
     ("myregistration", N_("See, change or cancel my registration")),
+    ("subscriptions", N_("Choose the updates you receive")),
     ("language", N_("Change the language")),
     ("help", N_("How this service works")),
 )

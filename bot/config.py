@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedback.crisis_profile import CrisisProfile, scenario_catalog
 from feedback.flags import FlagSettings
+from messages.broadcasts import QuietHours
 from messages.languages import language_codes
 
 TELEGRAM_API_ROOT = "https://api.telegram.org"
@@ -56,6 +57,12 @@ class ServiceSettings:
     responders_chat: int | None = None
     responders_chat_language: str = "en"
     digest_hour: int = 8  # local hour (TIMEZONE) of the daily digest
+    # Broadcasts (bot/sender.py): messages per second for all senders together, local quiet
+    # hours that only emergencies break, and whether this bot process sends at all.
+    broadcast_rate: float = 30.0
+    quiet_hours: QuietHours | None = None
+    sender_name: str | None = None  # None: "bot@host" in the bot, "sender@host" alone
+    sender_in_bot: bool = True
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,31 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
             get("RESPONDERS_CHAT_LANGUAGE"), get("DEFAULT_LANGUAGE") or "en"
         ),
         digest_hour=_hour(get("DIGEST_HOUR"), "DIGEST_HOUR", 8),
+        broadcast_rate=positive("BROADCAST_RATE", 30),
+        quiet_hours=_quiet_hours(get("QUIET_HOURS"), get("TIMEZONE") or "UTC"),
+        sender_name=(get("SENDER_NAME") or "")[:64] or None,
+        sender_in_bot=_flag(get("SENDER_IN_BOT"), "SENDER_IN_BOT", default=True),
     )
+
+
+def _quiet_hours(value: str | None, timezone: str) -> QuietHours | None:
+    if value is None or value.lower() in ("off", "none"):
+        return None
+    try:
+        return QuietHours.parse(value, timezone)
+    except ValueError:
+        problem = f"must look like 22:00-07:00 or 'off', not {value!r}"
+        raise ConfigError("QUIET_HOURS", problem) from None
+
+
+def _flag(value: str | None, variable: str, *, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(variable, f"must be true or false, not {value!r}")
 
 
 def _chat_id(value: str | None, variable: str) -> int | None:

@@ -6,7 +6,8 @@ Lifecycle of `Registration.status`:
 
 - (none) → ``draft``: the person starts registering; every answer is saved at once, so a
   restart or a phone that dies halfway loses nothing.
-- ``draft`` → ``submitted``: they confirm the review; a reference code is issued.
+- ``draft`` → ``submitted``: they confirm the review; a reference code is issued and they
+  are subscribed to evacuation news (messages/subscriptions.py) unless they hear it already.
 - ``draft`` → (deleted): they cancel, decline to share with the transport partner, or leave
   it untouched for longer than the draft retention (`purge_stale_drafts`).
 - ``submitted`` → ``submitted``: they change an answer (`/myregistration`); the reference
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from messages.i18n import N_
+from messages.subscriptions import subscribe
 from storage.base import Base, UtcDateTime, utcnow
 from storage.references import new_reference, normalize_reference
 
@@ -231,12 +233,16 @@ def missing_answers(registration: Registration) -> list[str]:
 
 
 async def submit(session: AsyncSession, registration: Registration, now: datetime) -> None:
-    """Confirm: issue a reference the first time; a later confirmation keeps it."""
+    """Confirm: issue a reference the first time; a later confirmation keeps it.
+
+    The first confirmation also subscribes the person to evacuation news everywhere, unless
+    they already hear it (in any area); a later change never undoes a "Stop" they tapped."""
     if missing_answers(registration):
         raise ValueError(f"registration is incomplete: {missing_answers(registration)}")
     if registration.reference is None:
         registration.reference = await _unused_reference(session)
         registration.submitted_at = now
+        await subscribe(session, registration.contact_id, "evacuation")
     registration.status = RegistrationStatus.SUBMITTED.value
     registration.step = None
     registration.reviewing = False

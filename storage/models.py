@@ -8,9 +8,11 @@ from feedback.protection import ProtectionAlert
 from feedback.replies import Reply
 from feedback.review import ItemEvent
 from feedback.rollups import FeedbackCount
+from messages.broadcasts import Broadcast
 from messages.consulates import Mission
 from messages.contacts import Contact, ContactAddress, Subscription
 from messages.misses import ServiceMiss
+from messages.outbox import OutboxMessage, SendPace
 from messages.places import Place
 from messages.shelters import Shelter, ShelterChange
 from staff.models import LinkCode, StaffMember
@@ -20,6 +22,7 @@ metadata = Base.metadata
 
 __all__ = [
     "Attachment",
+    "Broadcast",
     "Contact",
     "ContactAddress",
     "Correction",
@@ -30,10 +33,12 @@ __all__ = [
     "LinkCode",
     "Mission",
     "Notice",
+    "OutboxMessage",
     "Place",
     "ProtectionAlert",
     "Registration",
     "Reply",
+    "SendPace",
     "ServiceMiss",
     "Shelter",
     "ShelterChange",

@@ -111,10 +111,9 @@ async def test_restart_between_consent_and_language(
 
 async def test_menu_items_answer(phone: Phone) -> None:
     assert await onboard(phone) == MENU
-    for label in ("🔔 Updates",):
-        answer = await phone.send(label)
-        assert "available here soon" in (answer.text or "")
-        assert reply_labels(answer) == MENU
+    updates = await phone.send("🔔 Updates")
+    assert "📢 General alerts: Everywhere" in (updates.text or ""), "subscribed on consent"
+    assert inline_labels(updates)[0] == "✅ 📢 General alerts"
     help_text = await phone.send("❓ Help")
     assert "/language" in (help_text.text or "")
     choose = await phone.send("🌐 Language")
@@ -126,4 +125,4 @@ async def test_menu_items_answer(phone: Phone) -> None:
 
 async def test_commands_are_registered(bot_api: LoopbackBotApi, running_bot: RunningBot) -> None:
     names = [c["command"] for c in bot_api.commands()]
-    assert names == ["start", "menu", "myregistration", "language", "help"]
+    assert names == ["start", "menu", "myregistration", "subscriptions", "language", "help"]

@@ -9,6 +9,7 @@ Mounted under /dashboard in every mode, beside the staff API (see bot/runner.py)
 | GET /dashboard/items/{ref} | same; sensitive items only as may_see allows | one item |
 | POST /dashboard/items/{ref}/codes, /status, /reply | same | correct, move, answer |
 | GET /dashboard/shelters | all but viewer | shelters and registrations at a glance |
+| /dashboard/broadcasts… | see bot/dashboard/broadcasts.py | compose, preview, send, report |
 | GET, POST /dashboard/login; POST /dashboard/logout | anyone | sign in and out |
 
 Viewers see the overview's aggregates only, without links to items. Replies are recorded as
@@ -171,6 +172,10 @@ def dashboard_app(dashboard: Dashboard) -> web.Application:
     app.router.add_post("/items/{reference}/status", _form(QUEUE_ROLES, status_form))
     app.router.add_post("/items/{reference}/reply", _form(QUEUE_ROLES, reply_form))
     app.router.add_get("/shelters", _page(SHELTER_ROLES, shelters_page))
+    # Imported here: the broadcast pages build on this module's plumbing.
+    from bot.dashboard import broadcasts
+
+    broadcasts.add_routes(app, dashboard)
     return app
 
 

@@ -12,6 +12,7 @@ from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.flows.feedback import ask_needs, receive
 from bot.flows.onboarding import ask_language
+from bot.flows.subscriptions import show_subscriptions
 from bot.keyboards import MenuItem, main_menu, menu_item_for
 from bot.people import Person, current_person
 from bot.replies import send_current_step
@@ -102,6 +103,9 @@ async def answer_menu_item(
         return
     if item is MenuItem.FEEDBACK:
         await ask_needs(context, person)
+        return
+    if item is MenuItem.UPDATES:
+        await show_subscriptions(context, person)
         return
     text = help_text(person) if item is MenuItem.HELP else coming_soon(person)
     await context.bot.send_message(person.chat_id, text, reply_markup=main_menu(_))

@@ -9,7 +9,7 @@ stateDiagram-v2
     [*] --> Notice: /start or any message (no consent stored)
     Notice --> FullNotice: "Read the full notice"
     FullNotice --> Language: "I agree"
-    Notice --> Language: "I agree" (contact created, consent version + time)
+    Notice --> Language: "I agree" (contact created, consent version + time, default topics)
     Notice --> Declined: "No, thanks" (nothing stored)
     FullNotice --> Declined: "No, thanks"
     Declined --> Notice: /start
@@ -36,6 +36,7 @@ from bot.replies import (
 from bot.services import Handler, services_of
 from messages.contacts import choose_language, record_consent
 from messages.languages import get_language
+from messages.subscriptions import subscribe_defaults
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -81,9 +82,12 @@ async def on_consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
         if choice == "accept" and not (person.contact and person.contact.has_consented):
+            new = person.contact is None
             person.contact = await record_consent(
                 session, person.pseudonym, person.chat_id, person.language, services.clock()
             )
+            if new:  # renewed consent keeps the choices the person made before
+                await subscribe_defaults(session, person.contact.id)
     _ = person.gettext
     await query.answer()
     if choice == "full":

@@ -69,6 +69,7 @@ from bot.flows import registration_views as views
 from bot.flows.menu import answer_menu_item, help_command
 from bot.flows.onboarding import language_command, on_consent, on_language, show_menu, start
 from bot.flows.registration_views import QUESTIONS, Reply, Step
+from bot.flows.subscriptions import subscriptions_command
 from bot.keyboards import MenuItem, MenuTap, main_menu, menu_item_for
 from bot.people import Person, load_person
 from bot.persistence import REGISTRATION
@@ -812,6 +813,7 @@ def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT
             CommandHandler("menu", paused_then(show_menu), filters=PRIVATE),
             CommandHandler("help", paused_then(help_command), filters=PRIVATE),
             CommandHandler("language", paused_then(language_command), filters=PRIVATE),
+            CommandHandler("subscriptions", paused_then(subscriptions_command), filters=PRIVATE),
             CommandHandler("myregistration", paused_then_reopen, filters=PRIVATE),
             MessageHandler(PRIVATE & menu_tap, on_menu_tap),
             CallbackQueryHandler(paused_then(on_language), pattern=r"^lang:[A-Za-z-]{2,8}$"),
