@@ -92,9 +92,9 @@ from storage.references import normalize_reference, spoken
 
 log = logging.getLogger("crisis_comms.dashboard")
 
-# Officers write and send; those who answer people may read what was sent to them.
+# Officers write and send; every staff role may read what was sent (counts and texts only).
 COMPOSE_ROLES = frozenset({Role.ADMIN, Role.COMMUNICATIONS_OFFICER})
-READ_ROLES = COMPOSE_ROLES | {Role.RESPONDER, Role.VIEWER}
+READ_ROLES = frozenset(Role)  # counts only, as `/broadcasts` in Telegram
 
 MAX_FIELDS = 512 * 1024  # every text field together: a few texts of 3,800 characters
 MAX_BODY = MAX_DOCUMENT_BYTES * 2 + MAX_FIELDS  # past this, the post is refused unread

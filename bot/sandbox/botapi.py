@@ -208,6 +208,15 @@ class BotEvent:
 
 
 @dataclass(frozen=True)
+class SentRecord:
+    """One message the server accepted through sendMessage (``record_sends``)."""
+
+    chat_id: int
+    at: float  # the server's clock (``clock``), seconds
+    message_id: int
+
+
+@dataclass(frozen=True)
 class RateLimits:
     """Flood limits applied to new bot messages when ``enforce_rate_limits`` is on.
 
@@ -842,6 +851,8 @@ class LoopbackBotApi:
 
     ``rate_limits`` / ``clock`` tune flood control (``enforce_rate_limits``); the clock only
     drives the token buckets, so tests can step time without affecting long-poll timeouts.
+    ``record_sends`` keeps `sent_log`, the server's own record of every sendMessage it
+    accepted (bench/broadcast.py counts copies and the rate from it); off, it costs nothing.
     """
 
     def __init__(
@@ -855,6 +866,7 @@ class LoopbackBotApi:
         bot_first_name: str = "Crisis Comms",
         rate_limits: RateLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record_sends: bool = False,
     ) -> None:
         self.token = token
         self.host = host
@@ -866,6 +878,9 @@ class LoopbackBotApi:
         # Differs per server process, so a page long-polling across a restart resyncs at once.
         self.instance_id = secrets.token_hex(6)
         self._flood = _FloodControl(rate_limits or RateLimits(), clock)
+        self._clock = clock
+        self.record_sends = record_sends
+        self.sent_log: list[SentRecord] = []
         self._users: dict[int, SimUser] = {}
         self._chats: dict[int, _Chat] = {}
         self._updates: list[_Update] = []
@@ -1302,7 +1317,10 @@ class LoopbackBotApi:
         text, entities = self._formatted(params, "text", "entities", MAX_TEXT_LENGTH)
         if not text:
             raise _bad("message text is empty")
-        return self._send_bot_message(chat, params, text=text, entities=entities)
+        result = self._send_bot_message(chat, params, text=text, entities=entities)
+        if self.record_sends:
+            self.sent_log.append(SentRecord(chat.id, self._clock(), result["message_id"]))
+        return result
 
     def _editable(self, params: _Params) -> tuple[_Chat, ChatMessage]:
         if params.has("inline_message_id"):
