@@ -314,11 +314,16 @@ async def enqueue(
         "not_before",
         "attempts",
     ]
-    await session.execute(insert(OutboxMessage).from_select(columns, source))
-    count = await session.scalar(
-        select(func.count()).where(OutboxMessage.broadcast_id == broadcast.id)
-    )
-    broadcast.recipients = count or 0
+    result = await session.execute(insert(OutboxMessage).from_select(columns, source))
+    count = int(getattr(result, "rowcount", -1))
+    if count < 0:  # a driver that does not report it: count the rows instead
+        count = (
+            await session.scalar(
+                select(func.count()).where(OutboxMessage.broadcast_id == broadcast.id)
+            )
+            or 0
+        )
+    broadcast.recipients = count
     broadcast.status = BroadcastStatus.SCHEDULED.value
     broadcast.enqueued_at = now
     if broadcast.recipients == 0:
