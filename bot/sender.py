@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InputFile, Message
 from telegram.error import (
     BadRequest,
@@ -290,7 +291,7 @@ class Sender:
                 await record_failed(session, row, "uncertain")
                 log.warning("broadcast message outcome unknown: %s", type(error).__name__)
 
-    async def _retry_later(self, session: Any, row: Claimed, now: datetime) -> None:
+    async def _retry_later(self, session: AsyncSession, row: Claimed, now: datetime) -> None:
         attempts = row.attempts + 1
         if attempts >= self.settings.max_attempts:
             await record_failed(session, row, "gave_up")
@@ -314,7 +315,7 @@ def _not_sent(error: TelegramError) -> bool:
     return isinstance(cause, _NOT_SENT)
 
 
-async def _contents(session: Any, broadcast_ids: set[int]) -> dict[int, Content]:
+async def _contents(session: AsyncSession, broadcast_ids: set[int]) -> dict[int, Content]:
     contents: dict[int, Content] = {}
     for broadcast_id in broadcast_ids:
         broadcast = await session.get(Broadcast, broadcast_id)

@@ -461,8 +461,8 @@ async def report(session: AsyncSession, broadcast: Broadcast) -> BroadcastReport
         send_at=broadcast.send_at,
         started_at=broadcast.started_at,
         finished_at=broadcast.finished_at,
-        first_sent_at=UtcDateTime().process_result_value(first, None),
-        last_sent_at=UtcDateTime().process_result_value(last, None),
+        first_sent_at=first,
+        last_sent_at=last,
     )
 
 

@@ -11,9 +11,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 
 import pytest
+from aiohttp import web
 
 from bot.app import BotApplication, build_application, start_application
 from bot.config import SANDBOX_TOKEN, Settings
+from bot.dashboard import Dashboard, mount_dashboard
 from bot.sandbox.botapi import LoopbackBotApi
 from bot.services import Services
 from messages.contacts import Pseudonymizer
@@ -64,6 +66,19 @@ def start_bot(bot_api: LoopbackBotApi, database: Database, settings: Settings) -
 async def running_bot(start_bot: StartBot) -> AsyncIterator[RunningBot]:
     async with start_bot() as bot:
         yield bot
+
+
+@pytest.fixture
+async def dashboard_url(database: Database, settings: Settings) -> AsyncIterator[str]:
+    """The dashboard on a server of its own, as when the bot polls Telegram."""
+    root = web.Application()
+    mount_dashboard(root, Dashboard(database, TEST_KEY, settings))
+    runner = web.AppRunner(root, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
 
 
 @pytest.fixture

@@ -234,6 +234,7 @@ async def test_report_counts_states_and_throughput(database: Database) -> None:
     assert (shown.queued, shown.sending) == (0, 0)
     assert shown.status == BroadcastStatus.FINISHED
     assert shown.started_at == NOW and shown.finished_at == NOW + timedelta(seconds=3)
+    assert shown.first_sent_at == NOW and shown.last_sent_at == NOW + timedelta(seconds=2)
     assert shown.per_second == pytest.approx(1.0)  # 3 sent over 2 seconds
     async with database.transaction() as session:
         assert (await find_broadcast(session, broadcast.reference.lower())) is not None

@@ -4,15 +4,11 @@ language, send, and read the report."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from sqlalchemy import func, select
 
-from bot.config import Settings
-from bot.dashboard import Dashboard, mount_dashboard
 from messages.broadcasts import Broadcast
 from messages.contacts import Subscription, record_consent
 from messages.outbox import OutboxMessage
@@ -21,7 +17,6 @@ from staff.passwords import hash_password
 from storage.base import utcnow
 from storage.database import Database
 from storage.references import spoken
-from tests.sandbox_fixtures import TEST_KEY
 from tests.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 PASSWORD = "correct horse battery"
@@ -30,19 +25,6 @@ PREVIEW_SCREENSHOT = Path("/tmp/dashboard_broadcast_preview.png")
 REPORT_SCREENSHOT = Path("/tmp/dashboard_broadcast_report.png")
 ENGLISH = "The school shelter closes tonight at 20:00. Go to the stadium."
 ARABIC = "يغلق ملجأ المدرسة الليلة الساعة 20:00. توجهوا إلى الملعب."
-
-
-@pytest.fixture
-async def dashboard_url(database: Database, settings: Settings) -> AsyncIterator[str]:
-    """The dashboard on a server of its own, as when the bot polls Telegram."""
-    root = web.Application()
-    mount_dashboard(root, Dashboard(database, TEST_KEY, settings))
-    runner = web.AppRunner(root, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 async def seed(database: Database) -> StaffMember:

@@ -5,16 +5,12 @@ the person's chat receives the reply from the bot."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
-from bot.config import Settings
-from bot.dashboard import Dashboard, mount_dashboard
 from bot.sandbox.botapi import LoopbackBotApi
 from feedback.codes import Correction
 from feedback.items import FeedbackItem
@@ -25,26 +21,13 @@ from staff.passwords import hash_password
 from storage.database import Database
 from storage.references import spoken
 from tests.phone import Phone
-from tests.sandbox_fixtures import TEST_KEY, RunningBot
+from tests.sandbox_fixtures import RunningBot
 from tests.test_e2e_onboarding import onboard
 from tests.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 PASSWORD = "correct horse battery"
 SCREENSHOT = Path("/tmp/dashboard_overview.png")
 ITEM_SCREENSHOT = Path("/tmp/dashboard_item.png")
-
-
-@pytest.fixture
-async def dashboard_url(database: Database, settings: Settings) -> AsyncIterator[str]:
-    """The dashboard on a server of its own, as when the bot polls Telegram."""
-    root = web.Application()
-    mount_dashboard(root, Dashboard(database, TEST_KEY, settings))
-    runner = web.AppRunner(root, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 async def age_items(database: Database, days: int) -> FeedbackItem:
