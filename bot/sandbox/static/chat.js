@@ -732,14 +732,20 @@
 
   // --- "/" commands menu --------------------------------------------------------------------
 
+  // Bumped by every open and close: a list whose request returns after the person sent the
+  // message (or typed on) must not pop up again over the chat.
+  let commandsGeneration = 0;
+
   async function openCommands(filter) {
     if (!state.user) return;
+    const generation = ++commandsGeneration;
     let commands = [];
     try {
       commands = (await request(`/commands?user_id=${state.user.id}`)).commands;
     } catch (_) {
       commands = [];
     }
+    if (generation !== commandsGeneration) return;
     const list = el.commandsList;
     list.replaceChildren();
     const shown = commands.filter((c) => c.command.startsWith(filter || ""));
@@ -771,6 +777,7 @@
   }
 
   function closeCommands() {
+    commandsGeneration++;
     el.commandsList.hidden = true;
   }
 
