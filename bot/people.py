@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 
 from bot.services import Services, services_of
 from messages.bidi import format_text
-from messages.contacts import Contact, find_contact
+from messages.contacts import Contact, find_contact, touch
 from messages.detection import detect
 from messages.i18n import translations
 from messages.language_choice import initial_language
@@ -83,6 +83,8 @@ async def load_person(session: AsyncSession, update: Update, services: Services)
     assert user is not None and chat is not None, "load_person needs a user and a chat"
     pseudonym = services.pseudonymize(CHANNEL, user.id)
     contact = await find_contact(session, pseudonym)
+    if contact is not None and contact.has_consented:
+        touch(contact, services.clock())
     enabled = services.settings.enabled_languages
     if contact is not None and contact.language_chosen and contact.language in enabled:
         language = contact.language

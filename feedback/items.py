@@ -83,6 +83,9 @@ class FeedbackItem(Base):
     # The item's MCOF sectors as bits (1 << sector), kept with the counts: "is it in a critical
     # sector?" is then a bit test on the row, not a join (feedback/flags.py, unanswered).
     sector_mask: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when what the person wrote was erased (their /delete, or the retention period):
+    # text, attachments and replies are gone; codes, area and dates stay for the counts.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="item", cascade="all, delete-orphan", lazy="selectin"

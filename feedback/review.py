@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from feedback.items import FeedbackItem, ItemStatus
 from feedback.rollups import recount
+from staff import audit
 from staff.models import Role, StaffMember
 from storage.base import Base, UtcDateTime
 
@@ -36,6 +37,14 @@ _STAMPS = {
     S.CLOSED: "closed_at",
 }
 REVIEWERS = frozenset({Role.RESPONDER, Role.PROTECTION_FOCAL_POINT})
+# Item events a staff member caused, mirrored in the audit log (alerts are the system's).
+_AUDITED = {
+    "view": audit.Action.VIEW,
+    "status": audit.Action.STATUS,
+    "correction": audit.Action.CORRECTION,
+    "reply": audit.Action.REPLY,
+    "ack": audit.Action.ACKNOWLEDGE,
+}
 
 
 class ItemEvent(Base):
@@ -77,6 +86,11 @@ async def record_event(
     detail: str | None = None,
 ) -> None:
     session.add(ItemEvent(item_id=item.id, kind=kind, at=now, staff_id=staff_id, detail=detail))
+    action = _AUDITED.get(kind)
+    if action is not None and staff_id is not None:
+        await audit.record(
+            session, action, now, staff_id=staff_id, target=item.reference, detail=detail
+        )
     await session.flush()
 
 

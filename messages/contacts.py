@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +52,13 @@ class Contact(Base):
     # they tell us next can be counted by area; never coordinates (messages/areas.py).
     area_code: Mapped[str | None] = mapped_column(String(32))
     area_name: Mapped[str | None] = mapped_column(String(120))
+    # When the person withdrew consent (privacy/erasure.py); cleared if they agree again.
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Last time they wrote, to the day (bot/people.py): the retention clock for the contact.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Set when the contact was erased (/delete or retention): the row is then an anonymous
+    # tombstone with a random pseudonym, kept only so that counts stay whole.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     address: Mapped[ContactAddress | None] = relationship(
         back_populates="contact", cascade="all, delete-orphan", uselist=False
@@ -113,6 +120,8 @@ async def record_consent(
         session.add(contact)
     contact.consent_version = version
     contact.consent_at = now
+    contact.consent_withdrawn_at = None
+    contact.last_seen_at = now
     contact.unreachable_at = None
     await _set_address(session, contact, chat_id)
     return contact
@@ -127,6 +136,16 @@ async def _set_address(session: AsyncSession, contact: Contact, chat_id: int) ->
         session.add(ContactAddress(contact_id=contact.id, chat_id=chat_id))
     else:
         address.chat_id = chat_id
+
+
+SEEN_RESOLUTION = timedelta(days=1)
+
+
+def touch(contact: Contact, now: datetime) -> None:
+    """Note that the person wrote, to the day: the retention clock restarts, and a busy
+    person's messages do not each cost a write."""
+    if contact.last_seen_at is None or now - contact.last_seen_at >= SEEN_RESOLUTION:
+        contact.last_seen_at = now
 
 
 def choose_language(contact: Contact, code: str) -> None:

@@ -15,6 +15,7 @@ from messages.misses import ServiceMiss
 from messages.outbox import OutboxMessage, SendPace
 from messages.places import Place
 from messages.shelters import Shelter, ShelterChange
+from staff.audit import AuditEvent
 from staff.models import LinkCode, StaffMember
 from storage.base import Base
 
@@ -22,6 +23,7 @@ metadata = Base.metadata
 
 __all__ = [
     "Attachment",
+    "AuditEvent",
     "Broadcast",
     "Contact",
     "ContactAddress",

@@ -1,0 +1,1 @@
+"""Data rights and retention: what we hold about a person, erasure, withdrawal, retention."""
