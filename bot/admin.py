@@ -24,11 +24,15 @@ from feedback.coding import default_coder
 from feedback.review import format_response_times, response_times
 from messages.detection import detect
 from messages.importing import import_file
-from staff.access import add_staff, list_staff
+from privacy.retention import apply_retention, count_due
+from staff.access import StaffError, add_staff, change_role, deactivate, list_staff
+from staff.audit import Action, Actor, recent, record
 from staff.models import Role, StaffMember
 from staff.tokens import issue_token
 from storage.base import utcnow
 from storage.database import connect, current_revision
+
+CLI = Actor.CLI
 
 
 async def db_command(settings: Settings, command: str) -> int:
@@ -50,7 +54,13 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with database.transaction() as session:
             if args.staff_command == "add":
-                issued = await add_staff(session, args.name, Role(args.role), utcnow())
+                now = utcnow()
+                issued = await add_staff(session, args.name, Role(args.role), now)
+                target = staff_target(issued.staff_id)
+                await record(
+                    session, Action.STAFF_ADDED, now, actor=CLI, target=target, detail=args.role
+                )
+                await record(session, Action.LINK_CODE, now, actor=CLI, target=target)
                 print(f"Added {args.name} ({args.role}).")
                 print(f"One-time link code: {issued.code}")
                 print(
@@ -60,9 +70,42 @@ async def staff_command(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 for member in await list_staff(session):
                     linked = "linked" if member.telegram_pseudonym else "not linked"
-                    print(f"{member.id}\t{member.name}\t{member.role.value}\t{linked}")
+                    inactive = "" if member.active else "\tinactive"
+                    print(f"{member.id}\t{member.name}\t{member.role.value}\t{linked}{inactive}")
     finally:
         await database.dispose()
+    return 0
+
+
+def staff_target(staff_id: int) -> str:
+    """How the audit log names a staff member an event is about."""
+    return f"staff:{staff_id}"
+
+
+async def staff_change(settings: Settings, args: argparse.Namespace) -> int:
+    """`staff role STAFF_ID ROLE` and `staff deactivate STAFF_ID`, each recorded."""
+    database = await open_database(settings)
+    now = utcnow()
+    target = staff_target(args.staff_id)
+    try:
+        async with database.transaction() as session:
+            if args.staff_command == "role":
+                member, former = await change_role(session, args.staff_id, Role(args.role))
+                change = f"{former.value}>{member.role.value}"
+                await record(
+                    session, Action.ROLE_CHANGE, now, actor=CLI, target=target, detail=change
+                )
+                done = f"{member.name} (staff #{member.id}) is now {member.role.value}."
+            else:
+                member = await deactivate(session, args.staff_id)
+                await record(session, Action.STAFF_DEACTIVATED, now, actor=CLI, target=target)
+                done = f"{member.name} (staff #{member.id}) is deactivated: access ended."
+    except StaffError as problem:
+        print(f"crisis-comms: {problem}; nothing changed", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    print(done)
     return 0
 
 
@@ -119,6 +162,14 @@ async def registrations_command(settings: Settings, args: argparse.Namespace) ->
                     print(f"{point.key}\t{point.name}\t{count}")
                 return 0
             rows = await manifest_rows(session, args.point)
+            await record(
+                session,
+                Action.EXPORT,
+                utcnow(),
+                actor=CLI,
+                target=f"manifest:{args.point}",
+                detail=f"{args.format} rows={len(rows)}",
+            )
     finally:
         await database.dispose()
     data = to_csv(rows) if args.format == "csv" else to_xlsx(rows, args.point)
@@ -163,4 +214,58 @@ async def feedback_command(settings: Settings, command: str) -> int:
                     print(f"{label}: {format_response_times(times)}")
     finally:
         await database.dispose()
+    return 0
+
+
+async def retention_command(settings: Settings, dry_run: bool) -> int:
+    """Apply the retention period now (as the bot's hourly job does), or count what it would."""
+    period = settings.services.retention
+    database = await open_database(settings)
+    try:
+        if dry_run:
+            async with database.transaction() as session:
+                report = await count_due(session, utcnow(), period)
+        else:
+            report = await apply_retention(database, utcnow(), period, actor=CLI)
+    finally:
+        await database.dispose()
+    verb = "Would erase" if dry_run else "Erased"
+    print(f"{verb} (retention {period.days} days): {report.describe()}")
+    return 0
+
+
+async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
+    """The latest audit events, newest first, one per line (tab-separated)."""
+    if args.action is not None and args.action not in {action.value for action in Action}:
+        print(f"crisis-comms: unknown action {args.action!r}", file=sys.stderr)
+        return 2
+    database = await open_database(settings)
+    try:
+        async with database.transaction() as session:
+            events = await recent(
+                session, limit=args.limit, action=args.action, staff_id=args.staff
+            )
+            wanted = " ".join(
+                f"{name}={value}"
+                for name, value in (("action", args.action), ("staff", args.staff))
+                if value is not None
+            )
+            await record(session, Action.AUDIT_VIEW, utcnow(), actor=CLI, detail=wanted or None)
+    finally:
+        await database.dispose()
+    for event_id, event in events:
+        staff = "-" if event.staff_id is None else f"#{event.staff_id} {event.staff_name or ''}"
+        print(
+            "\t".join(
+                (
+                    str(event_id),
+                    f"{event.at:%Y-%m-%d %H:%M:%S} UTC",
+                    event.actor,
+                    staff.strip(),
+                    event.action,
+                    event.target or "-",
+                    event.detail or "-",
+                )
+            )
+        )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeAlias
 
 from telegram.ext import (
@@ -15,6 +16,10 @@ from telegram.ext import (
 from bot.commands import register_commands
 from bot.config import SANDBOX_TOKEN, Settings
 from bot.errors import on_error
+from bot.flood import GROUP as FLOOD_GROUP
+from bot.flood import FloodLimits
+from bot.flood import handler as flood_handler
+from bot.flood import install as install_flood
 from bot.flows import (
     broadcasts,
     consulates,
@@ -24,6 +29,7 @@ from bot.flows import (
     manifests,
     menu,
     onboarding,
+    privacy,
     registration,
     responders,
     shelter_updates,
@@ -35,7 +41,9 @@ from bot.persistence import FlowPersistence
 from bot.sender import start_in_application
 from bot.services import Services, install, services_of, services_of_app
 from evacuation.registrations import purge_stale_drafts
+from privacy.retention import apply_retention
 
+log = logging.getLogger("crisis_comms.app")
 # The Application as ApplicationBuilder builds it; its generic parameters do not matter here.
 BotApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 
@@ -54,9 +62,15 @@ def build_application(services: Services) -> BotApplication:
         .build()
     )
     install(application.bot_data, services)
+    install_flood(
+        application.bot_data,
+        FloodLimits(settings.services.flood_updates, settings.services.flood_window),
+    )
     add_handlers(application, settings)
     assert application.job_queue is not None
     application.job_queue.run_repeating(purge_drafts, interval=3600, first=0)
+    # Personal data past RETENTION_DAYS is erased or anonymised (privacy/retention.py).
+    application.job_queue.run_repeating(retention_job, interval=3600, first=300)
     application.job_queue.run_repeating(responders.alerts_job, interval=60, first=5)
     # The responders' digest and new-flag notices (nothing without RESPONDERS_CHAT).
     application.job_queue.run_repeating(digest.digest_job, interval=60, first=30)
@@ -78,6 +92,8 @@ def add_handlers(application: BotApplication, settings: Settings) -> None:
     # Groups -2 and -1 see every update first; a handler there stops the others only on
     # purpose. One lookup per group: in a group only the first matching handler runs, and
     # each lookup's "anything else ends the question" matches every update.
+    # Flood control sees every update before anyone; it stops only held-back commands and taps.
+    application.add_handler(flood_handler(), group=FLOOD_GROUP)
     # An officer composing a broadcast: typed answers stop in this first group (one database
     # lookup tells whether they are composing); everyone else's messages go on.
     for composing in broadcasts.input_handlers():
@@ -88,6 +104,8 @@ def add_handlers(application: BotApplication, settings: Settings) -> None:
         application.add_handler(handler, group=-1)
     handlers: list[BaseHandler[Any, Any, Any]] = [
         *fallbacks.early_handlers(),
+        # Data rights before every flow: no conversation may swallow /delete.
+        *privacy.handlers(),
         *shelters.handlers(settings),
         *staff.handlers(),
         *responders.handlers(),
@@ -113,3 +131,13 @@ async def purge_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
         await purge_stale_drafts(
             session, services.settings.services.draft_retention, services.clock()
         )
+
+
+async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Erase or anonymise what the retention period has run out for (batched, audited)."""
+    services = services_of(context)
+    report = await apply_retention(
+        services.db, services.clock(), services.settings.services.retention
+    )
+    if report:
+        log.info("retention: %s", report.describe())

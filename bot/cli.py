@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add = staff.add_parser("add", help="add a staff member and print their one-time link code")
     add.add_argument("--role", required=True, choices=[role.value for role in Role])
-    add.add_argument("name", help="the staff member's name as colleagues know it")
+    add.add_argument("name", type=staff_name, help="the staff member's name as colleagues know it")
     staff.add_parser("list", help="list staff members and roles")
     token = staff.add_parser(
         "token",
@@ -52,6 +52,14 @@ def parser() -> argparse.ArgumentParser:
         "The member then logs in to /dashboard with their staff id and this password.",
     )
     password.add_argument("staff_id", type=int, help="the id shown by `staff list`")
+    new_role = staff.add_parser("role", help="give a staff member another role (recorded)")
+    new_role.add_argument("staff_id", type=int, help="the id shown by `staff list`")
+    new_role.add_argument("role", choices=[role.value for role in Role])
+    deactivate = staff.add_parser(
+        "deactivate",
+        help="end a staff member's access at once: Telegram, dashboard and API (recorded)",
+    )
+    deactivate.add_argument("staff_id", type=int, help="the id shown by `staff list`")
     importing = commands.add_parser(
         "import",
         help="import shelters, consulates or places from CSV (HXL tags welcome) or JSON",
@@ -107,8 +115,35 @@ def parser() -> argparse.ArgumentParser:
         "name of its own (and set SENDER_IN_BOT=false on the bot if only these should send).",
     )
     sender.add_argument("--name", help="this process's name (default: SENDER_NAME)")
+    retention = commands.add_parser(
+        "retention",
+        help="erase personal data older than RETENTION_DAYS now (the bot does it hourly)",
+        description="Inactive contacts are erased, older messages anonymised (codes kept) and "
+        "stale registrations deleted; the rollup counts stay. Prints the counts.",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="only count what would be erased")
+    audit = commands.add_parser(
+        "audit", help="the latest audit log events: views, exports, changes, erasures"
+    )
+    audit.add_argument("--limit", type=audit_limit, default=50, help="how many (default 50)")
+    audit.add_argument("--action", help="only this action (e.g. export, role_change, login)")
+    audit.add_argument("--staff", type=int, help="only what this staff id did")
     report_commands.add_commands(commands)
     return root
+
+
+def audit_limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise argparse.ArgumentTypeError("must be a whole number, 1 to 10000")
+    return int(value)
+
+
+def staff_name(value: str) -> str:
+    """One line of at most 120 characters (the column's size), as lists and logs show it."""
+    name = " ".join(value.split())
+    if not name or len(name) > 120 or not name.isprintable():
+        raise argparse.ArgumentTypeError("must be 1 to 120 printable characters on one line")
+    return name
 
 
 def token_days(value: str) -> int:
@@ -160,6 +195,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await sender_command(settings, args.name)
     if args.command == "staff" and args.staff_command == "password":
         return await staff_password(settings, args.staff_id)
+    if args.command == "staff" and args.staff_command in ("role", "deactivate"):
+        return await admin.staff_change(settings, args)
+    if args.command == "retention":
+        return await admin.retention_command(settings, args.dry_run)
+    if args.command == "audit":
+        return await admin.audit_command(settings, args)
     return await admin.staff_command(settings, args)
 
 
@@ -174,7 +215,9 @@ def read_password() -> str | None:
 
 async def staff_password(settings: Settings, staff_id: int) -> int:
     from bot.runner import open_database
+    from staff.audit import Action, Actor, record
     from staff.passwords import PasswordError, set_password
+    from storage.base import utcnow
 
     password = read_password()
     if password is None:
@@ -184,6 +227,13 @@ async def staff_password(settings: Settings, staff_id: int) -> int:
     try:
         async with database.transaction() as session:
             member = await set_password(session, staff_id, password)
+            await record(
+                session,
+                Action.PASSWORD_SET,
+                utcnow(),
+                actor=Actor.CLI,
+                target=f"staff:{member.id}",
+            )
     except PasswordError as problem:
         print(f"crisis-comms: {problem}; nothing changed", file=sys.stderr)
         return 1

@@ -16,6 +16,9 @@ PUBLIC_COMMANDS = (
     ("myregistration", N_("See, change or cancel my registration")),
     ("subscriptions", N_("Choose the updates you receive")),
     ("language", N_("Change the language")),
+    ("privacy", N_("How my data is used, withdraw consent")),
+    ("mydata", N_("See what you hold about me")),
+    ("delete", N_("Delete my data")),
     ("help", N_("How this service works")),
 )
 

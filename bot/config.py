@@ -45,6 +45,8 @@ class ServiceSettings:
     departure_radius_km: float = 50.0
     registration_timeout: timedelta = timedelta(minutes=30)
     draft_retention: timedelta = timedelta(days=14)
+    # Personal data older than this is erased or anonymised (privacy/retention.py).
+    retention: timedelta = timedelta(days=180)
     # Sensitive reports: where alerts go, how often they repeat, what survivors are told.
     protection_chats: tuple[int, ...] = ()
     protection_alert_repeat: timedelta = timedelta(minutes=10)
@@ -63,6 +65,11 @@ class ServiceSettings:
     quiet_hours: QuietHours | None = None
     sender_name: str | None = None  # None: "bot@host" in the bot, "sender@host" alone
     sender_in_bot: bool = True
+    # Flood control (bot/flood.py): past this many updates from one person within the
+    # window, their commands and taps get one notice, then only a stopped spinner. A quick
+    # household registration, counters and all, is about 25 taps; a script sends hundreds.
+    flood_updates: int = 30
+    flood_window: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,7 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         departure_radius_km=positive("DEPARTURE_RADIUS_KM", 50),
         registration_timeout=timedelta(minutes=positive("REGISTRATION_TIMEOUT_MINUTES", 30)),
         draft_retention=timedelta(days=positive("DRAFT_RETENTION_DAYS", 14)),
+        retention=timedelta(days=_whole_days(get("RETENTION_DAYS"), "RETENTION_DAYS", 180)),
         protection_chats=_chat_ids(get("PROTECTION_CHATS")),
         protection_alert_repeat=timedelta(minutes=positive("PROTECTION_ALERT_REPEAT_MINUTES", 10)),
         protection_hotline=get("PROTECTION_HOTLINE"),
@@ -201,7 +209,25 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         quiet_hours=_quiet_hours(get("QUIET_HOURS"), get("TIMEZONE") or "UTC"),
         sender_name=(get("SENDER_NAME") or "")[:64] or None,
         sender_in_bot=_flag(get("SENDER_IN_BOT"), "SENDER_IN_BOT", default=True),
+        flood_updates=_count(get("FLOOD_UPDATES"), "FLOOD_UPDATES", 30),
+        flood_window=timedelta(seconds=positive("FLOOD_WINDOW_SECONDS", 30)),
     )
+
+
+def _whole_days(value: str | None, variable: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 100_000:
+        raise ConfigError(variable, f"must be a whole number of days above 0, not {value!r}")
+    return int(value)
+
+
+def _count(value: str | None, variable: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 1_000_000:
+        raise ConfigError(variable, f"must be a whole number above 0, not {value!r}")
+    return int(value)
 
 
 def _quiet_hours(value: str | None, timezone: str) -> QuietHours | None:

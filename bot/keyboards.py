@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from functools import cache
+from typing import Literal
 
 from telegram import (
     InlineKeyboardButton,
@@ -92,16 +93,18 @@ class MenuTap(filters.MessageFilter):
         return found is not None and (self.item is None or found is self.item)
 
 
-def consent_keyboard(gettext: Gettext, *, full_shown: bool = False) -> InlineKeyboardMarkup:
+NoticeLevel = Literal["summary", "statement", "full"]
+
+
+def consent_keyboard(gettext: Gettext, level: NoticeLevel = "summary") -> InlineKeyboardMarkup:
+    """The notice's buttons: each level offers the next one (summary → statement → full)."""
     rows = [[InlineKeyboardButton("✅ " + gettext("I agree"), callback_data="consent:accept")]]
-    if not full_shown:
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    "📄 " + gettext("Read the full notice"), callback_data="consent:full"
-                )
-            ]
-        )
+    if level == "summary":
+        more = InlineKeyboardButton("📄 " + gettext("Read more"), callback_data="consent:more")
+        rows.append([more])
+    elif level == "statement":
+        full = InlineKeyboardButton("📜 " + gettext("Full notice"), callback_data="consent:full")
+        rows.append([full])
     rows.append([InlineKeyboardButton(gettext("No, thanks"), callback_data="consent:decline")])
     return InlineKeyboardMarkup(rows)
 

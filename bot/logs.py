@@ -24,7 +24,11 @@ class RedactThirdParty(logging.Filter):
         if record.args:
             # A format string is fixed text: keep it, drop what was put into it.
             count = len(record.args) if isinstance(record.args, tuple) else 1
-            record.args = tuple(REDACTED for _ in range(count))
+            try:
+                record.msg = str(record.msg) % tuple(REDACTED for _ in range(count))
+            except (TypeError, ValueError):  # "%d" or "%(name)s" take no marker: show as is
+                record.msg = f"{record.msg} {REDACTED}"
+            record.args = None
         else:
             # A ready-made message may have data built into it: keep only where it came from.
             record.msg = f"{REDACTED} message at {record.module}:{record.lineno}"

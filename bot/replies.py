@@ -20,48 +20,45 @@ def consent_summary(person: Person) -> str:
                 "Welcome. Humanitarian responders run this service to tell you where to find "
                 "help and to hear what you need."
             ),
-            _(
-                "We keep only what we need to help you: your language, your choices and what you "
-                "tell us. We never share who you are without your permission. You can ask to see "
-                "or delete your data at any time."
-            ),
+            _("We keep only what you choose to tell us, and you can see or delete it at any time."),
             _("Do you agree?"),
         )
     )
 
 
-def consent_full(person: Person) -> str:
+def consent_statement(person: Person, *, ask: bool = True) -> str:
+    """The notice's second level, the simplified statement (the first is the summary, the
+    third the full notice in bot/flows/privacy.py); also the text of /privacy."""
     _ = person.gettext
-    return "\n\n".join(
-        (
-            _("How we use your information"),
-            _(
-                "Who we are: humanitarian organisations responding to this crisis, coordinated "
-                "under the Migration Crisis Operational Framework of the International "
-                "Organization for Migration (IOM)."
-            ),
-            _(
-                "What we keep: a code instead of your Telegram name or number, the language you "
-                "choose, the topics you subscribe to, and what you send us. We do not keep your "
-                "phone number unless you give it to us for a registration."
-            ),
-            _(
-                "Why: to send you information that matters to you, to answer your questions and "
-                "to see which needs are not being met."
-            ),
-            _(
-                "Who sees it: only trained staff of the response, each only what their work "
-                "needs. Reports use numbers, never names. Reports of abuse or danger go only to "
-                "the protection staff."
-            ),
-            _(
-                "Your rights: you can use the service without telling us who you are, see what "
-                "we hold, change it, or ask us to delete it. Saying no does not affect any help "
-                "you receive elsewhere."
-            ),
-            _("Do you agree?"),
-        )
+    paragraphs = (
+        _("How we use your information"),
+        _(
+            "Who we are: humanitarian organisations responding to this crisis, coordinated "
+            "under the Migration Crisis Operational Framework of the International "
+            "Organization for Migration (IOM)."
+        ),
+        _(
+            "What we keep: a code instead of your Telegram name or number, the language you "
+            "choose, the topics you subscribe to, and what you send us. We do not keep your "
+            "phone number unless you give it to us for a registration."
+        ),
+        _(
+            "Why: to send you information that matters to you, to answer your questions and "
+            "to see which needs are not being met."
+        ),
+        _(
+            "Who sees it: only trained staff of the response, each only what their work "
+            "needs. Reports use numbers, never names. Reports of abuse or danger go only to "
+            "the protection staff."
+        ),
+        _(
+            "Your rights: you can use the service without telling us who you are, see what "
+            "we hold, change it, or ask us to delete it. Saying no does not affect any help "
+            "you receive elsewhere."
+        ),
+        _("Send /privacy at any time to see or delete your data, or to withdraw your consent."),
     )
+    return "\n\n".join((*paragraphs, _("Do you agree?")) if ask else paragraphs)
 
 
 async def send_current_step(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ from feedback.queries import ItemFilter
 from feedback.report import FORMATS, build_report, render
 from feedback.rollups import rebuild
 from feedback.summary import Window
+from staff.audit import Action, Actor, record
 from storage.base import utcnow
 
 DEFAULT_DAYS = 7
@@ -157,11 +159,16 @@ async def command(settings: Settings, args: argparse.Namespace) -> int:
                     session, by=args.by, since=days.since, until=days.until, area_code=args.area
                 )
                 await emit(aggregates_csv(rows), args.output, f"{len(rows)} rows")
+                await _exported(session, now, "aggregates.csv", f"by={args.by} rows={len(rows)}")
             elif args.format == "xlsx":
-                body, count = await items_xlsx(session, item_filter(args, days))
+                wanted = item_filter(args, days)
+                body, count = await items_xlsx(session, wanted)
                 await emit(body, args.output, f"{count} items")
+                await _exported(session, now, "items.xlsx", _filter_detail(wanted, count))
             else:
-                await items_csv(session, item_filter(args, days), args.output)
+                wanted = item_filter(args, days)
+                count = await items_csv(session, wanted, args.output)
+                await _exported(session, now, "items.csv", _filter_detail(wanted, count))
     finally:
         await database.dispose()
     return 0
@@ -185,7 +192,17 @@ def item_filter(args: argparse.Namespace, days: Period) -> ItemFilter:
     )
 
 
-async def items_csv(session: AsyncSession, wanted: ItemFilter, output: str | None) -> None:
+async def _exported(session: AsyncSession, now: datetime, target: str, detail: str) -> None:
+    """The audit log's record of a command-line export (counts and filters, never content)."""
+    await record(session, Action.EXPORT, now, actor=Actor.CLI, target=target, detail=detail)
+
+
+def _filter_detail(wanted: ItemFilter, count: int) -> str:
+    """As the staff API writes it: the count, then the filter as query parameters."""
+    return f"rows={count} {urlencode(wanted.to_query())}".strip()
+
+
+async def items_csv(session: AsyncSession, wanted: ItemFilter, output: str | None) -> int:
     """Written batch by batch, to the file or standard output."""
     out: BinaryIO = (
         await asyncio.to_thread(Path(output).open, "wb") if output else sys.stdout.buffer
@@ -203,6 +220,7 @@ async def items_csv(session: AsyncSession, wanted: ItemFilter, output: str | Non
             out.flush()
     if output:
         print(f"{count} items written to {output}", file=sys.stderr)
+    return count
 
 
 async def emit(body: bytes, output: str | None, what: str) -> None:

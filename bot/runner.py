@@ -96,15 +96,39 @@ async def _bot_api(
     if not settings.sandbox:
         yield settings.api_root
         return
-    api = LoopbackBotApi(token=SANDBOX_TOKEN, host=settings.web_host, port=settings.web_port)
-    mount_staff_api(api.app, staff_api)
-    mount_dashboard(api.app, dashboard)
+    api = sandbox_server(settings, staff_api, dashboard)
     await api.start()
     print(f"Crisis Comms sandbox: open {api.url} in your browser (Ctrl+C to stop)", flush=True)
     try:
         yield api.url
     finally:
         await api.stop()
+
+
+def sandbox_server(settings: Settings, staff_api: StaffApi, dashboard: Dashboard) -> LoopbackBotApi:
+    """The sandbox's one server: loopback Bot API, chat page, staff API and dashboard."""
+    api = LoopbackBotApi(token=SANDBOX_TOKEN, host=settings.web_host, port=settings.web_port)
+    mount_staff_api(api.app, staff_api)
+    mount_dashboard(api.app, dashboard)
+    return api
+
+
+def api_server_app(staff_api: StaffApi, dashboard: Dashboard) -> web.Application:
+    """The server of polling mode with a token: the staff API and the dashboard."""
+    app = standalone_app(staff_api)
+    mount_dashboard(app, dashboard)
+    return app
+
+
+def webhook_server_app(
+    application: BotApplication, secret: str, staff_api: StaffApi, dashboard: Dashboard | None
+) -> web.Application:
+    """The server of webhook mode: the webhook, the staff API and the dashboard."""
+    app = webhook_app(application, secret)
+    mount_staff_api(app, staff_api)
+    if dashboard is not None:
+        mount_dashboard(app, dashboard)
+    return app
 
 
 async def _serve(
@@ -150,10 +174,8 @@ async def _start_api_site(
 ) -> web.AppRunner | None:
     """Polling needs no server but the staff API and the dashboard do. When the address is
     taken, the bot still serves people: the problem is logged, not fatal."""
-    app = standalone_app(staff_api)
-    mount_dashboard(app, dashboard)
     try:
-        runner = await _start_site(app, settings)
+        runner = await _start_site(api_server_app(staff_api, dashboard), settings)
     except OSError as problem:
         log.error(
             "staff API not served: cannot listen on %s:%s (%s); set WEB_HOST and WEB_PORT",
@@ -177,10 +199,7 @@ async def _start_webhook(
     dashboard: Dashboard | None = None,
 ) -> web.AppRunner:
     assert settings.webhook_url is not None and settings.webhook_secret is not None
-    app = webhook_app(application, settings.webhook_secret)
-    mount_staff_api(app, staff_api)
-    if dashboard is not None:
-        mount_dashboard(app, dashboard)
+    app = webhook_server_app(application, settings.webhook_secret, staff_api, dashboard)
     runner = await _start_site(app, settings)
     url = settings.webhook_url.rstrip("/")
     if not url.endswith(WEBHOOK_PATH):

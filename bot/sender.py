@@ -47,6 +47,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.config import SANDBOX_TOKEN, TELEGRAM_API_ROOT, Settings
+from bot.errors import describe
 from bot.flows.subscriptions import stop_markup
 from bot.services import Services
 from messages.broadcasts import Broadcast, QuietHours, mark_finished, mark_started
@@ -166,8 +167,9 @@ class Sender:
                 if time.monotonic() - last_recovery > self.settings.lease.total_seconds() / 2:
                     await self.recover()
                     last_recovery = time.monotonic()
-            except Exception:  # a database hiccup must not end broadcasting for good
-                log.exception("sender iteration failed")
+            except Exception as error:  # a database hiccup must not end broadcasting for good
+                # Not log.exception: a database error's text can quote the row (chat id, text).
+                log.error("sender iteration failed: %s", describe(error))
                 handled = 0
             if handled == 0:
                 await self._sleep(self.settings.idle_seconds)

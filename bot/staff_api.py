@@ -40,11 +40,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.errors import describe
+from bot.web_security import protect
 from evacuation.manifests import UNASSIGNED, manifest_rows, summary, to_csv, to_xlsx
 from feedback.exports import (
     AGGREGATE_KINDS,
@@ -58,6 +61,7 @@ from feedback.queries import ItemFilter
 from feedback.report import summary_json
 from feedback.review import may_see
 from feedback.summary import Window, summarise
+from feedback.taxonomy import taxonomy
 from messages.places import find_place
 from messages.shelters import (
     Shelter,
@@ -70,6 +74,7 @@ from messages.shelters import (
     shelter_history,
     update_shelter,
 )
+from staff import audit
 from staff.models import Role, StaffMember
 from staff.tokens import TokenError, attribution, staff_for_token
 from storage.base import utcnow
@@ -113,7 +118,7 @@ def error(status: int, message: str, **headers: str) -> web.Response:
 
 def staff_api_app(api: StaffApi) -> web.Application:
     """The API as an aiohttp application, to mount with `mount_staff_api`."""
-    app = web.Application(middlewares=[_errors, _authenticate])
+    app = protect(web.Application(middlewares=[_errors, _authenticate]))
     app[_CONFIG] = api
     app.router.add_get("/shelters", _guard(ANY_STAFF, list_all))
     app.router.add_get("/shelters/{external_id}", _guard(ANY_STAFF, show_one))
@@ -139,7 +144,7 @@ def standalone_app(api: StaffApi) -> web.Application:
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    root = web.Application()
+    root = protect(web.Application())
     root.router.add_get("/healthz", health)
     mount_staff_api(root, api)
     return root
@@ -160,8 +165,9 @@ async def _errors(request: web.Request, handler: Route) -> web.StreamResponse:
         if http_error.status < 400:
             raise
         return error(http_error.status, http_error.reason)
-    except Exception:
-        log.exception("staff API: %s %s failed", request.method, request.path)
+    except Exception as failure:
+        # Type and frames only: a database error's text can quote the rows it was writing.
+        log.error("staff API: %s %s failed: %s", request.method, request.path, describe(failure))
         return error(500, "internal error")
 
 
@@ -172,6 +178,8 @@ async def _authenticate(request: web.Request, handler: Route) -> web.StreamRespo
     if scheme.lower() != "bearer" or not token.strip():
         return error(401, "send Authorization: Bearer <token>", **{"WWW-Authenticate": "Bearer"})
     try:
+        if not token.isascii():  # ours always is; other bytes would fail to encode
+            raise TokenError("the token is not valid")
         async with api.db.transaction() as session:
             member = await staff_for_token(session, api.key, token.strip(), api.clock())
     except TokenError as problem:
@@ -361,6 +369,7 @@ async def manifest(request: web.Request, api: StaffApi, member: StaffMember) -> 
         if key != UNASSIGNED and await find_place(session, key) is None:
             return error(404, f"no departure point {key!r}")
         rows = await manifest_rows(session, key)
+        await exported(session, api, member, f"manifest:{key}", f"{extension} rows={len(rows)}")
     body = to_csv(rows) if extension == "csv" else to_xlsx(rows, key)
     stamp = api.clock().strftime("%Y%m%d-%H%M")
     safe_key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
@@ -431,6 +440,7 @@ async def aggregates(request: web.Request, api: StaffApi, member: StaffMember) -
     async with api.db.transaction() as session:
         counts = await summarise(session, Window(since, until), area_code=area)
         rows = await aggregate_rows(session, by=by, since=since, until=until, area_code=area)
+        await exported(session, api, member, "aggregates", _period_detail(by, since, until, area))
     return web.json_response(
         {"by": by, "summary": summary_json(counts), "rows": [row.to_json() for row in rows]}
     )
@@ -443,12 +453,27 @@ async def aggregates_hxl(request: web.Request, api: StaffApi, member: StaffMembe
         return error(refused.status, str(refused))
     async with api.db.transaction() as session:
         rows = await aggregate_rows(session, by=by, since=since, until=until, area_code=area)
+        detail = _period_detail(by, since, until, area)
+        await exported(session, api, member, "aggregates.csv", detail)
     return web.Response(
         body=aggregates_csv(rows),
         content_type=CONTENT_TYPES["csv"],
         charset="utf-8",
         headers=_attachment(api, f"feedback-{by}-counts", "csv"),
     )
+
+
+async def exported(
+    session: AsyncSession, api: StaffApi, member: StaffMember, target: str, detail: str
+) -> None:
+    """An export in the audit log: what, by whom, which filter; never the content."""
+    await audit.record(
+        session, audit.Action.EXPORT, api.clock(), staff_id=member.id, target=target, detail=detail
+    )
+
+
+def _period_detail(by: str, since: date | None, until: date | None, area: str | None) -> str:
+    return f"by={by} since={since or '-'} until={until or '-'} area={area or '-'}"
 
 
 def may_export_sensitive(member: StaffMember) -> bool:
@@ -464,12 +489,21 @@ async def items_export(
         wanted = ItemFilter.from_query(request.query)
     except (ValueError, TypeError) as problem:
         return error(400, f"bad item filter: {problem}")
+    sectors = taxonomy().sectors
+    if wanted.sector is not None and wanted.sector not in sectors:
+        return error(400, f"bad item filter: sector must be one of 1 to {max(sectors)}")
     if wanted.include_sensitive and not may_export_sensitive(member):
         return error(403, f"your role ({member.role.value}) may not export sensitive items")
     headers = _attachment(api, "feedback-items", extension)
+    which = urlencode(wanted.to_query())
+    if extension == "csv":
+        # Recorded before the stream starts: a download cut short still left the server.
+        async with api.db.transaction() as session:
+            await exported(session, api, member, "items.csv", which)
     async with api.db.transaction() as session:
         if extension == "xlsx":
             body, count = await items_xlsx(session, wanted)
+            await exported(session, api, member, "items.xlsx", f"rows={count} {which}".strip())
             log.info("staff %s exported %d feedback items (xlsx)", member.id, count)
             return web.Response(body=body, content_type=CONTENT_TYPES["xlsx"], headers=headers)
         # Streamed batch by batch: a large export is never held whole.

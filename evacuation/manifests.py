@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from evacuation.registrations import Documents, Registration, RegistrationStatus, by_key
+from feedback.exports import neutralise
 from messages.formatting import country_name
 from messages.places import Place, display_name
 
@@ -44,8 +45,6 @@ HEADER = (
     "destination",
     "phone",
 )
-# A cell a spreadsheet would run as a formula (CWE-1236): typed by people, so quoted.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ async def _submitted(session: AsyncSession) -> Sequence[tuple[Registration, Plac
 def _point(place: Place | None) -> DeparturePoint:
     if place is None:
         return DeparturePoint(UNASSIGNED, "Not assigned yet")
-    return DeparturePoint(place.external_id, _safe(display_name(place.names, "en")))
+    return DeparturePoint(place.external_id, neutralise(display_name(place.names, "en")))
 
 
 async def departure_points(session: AsyncSession) -> list[tuple[DeparturePoint, int]]:
@@ -131,8 +130,11 @@ async def manifest_rows(
 def _row(
     registration: Registration, point: DeparturePoint, language: str
 ) -> tuple[str | int | float, ...]:
+    """Every text cell is quoted where a spreadsheet would run it as a formula (CWE-1236):
+    people typed some, imports wrote others. The phone number is only digits behind an
+    optional "+" (normalize_phone), which a spreadsheet reads as a number, so it stays as is."""
     documents = by_key(Documents, registration.documents or "")
-    return (
+    cells = (
         registration.reference or "",
         point.name,
         _iso(registration.submitted_at),
@@ -146,12 +148,13 @@ def _row(
         registration.nationality or "",
         documents.key if documents else "",
         ", ".join(need.key for need in registration.need_list),
-        _safe(registration.location_text or ""),
+        registration.location_text or "",
         registration.latitude if registration.latitude is not None else "",
         registration.longitude if registration.longitude is not None else "",
-        _safe(registration.destination or ""),
-        registration.phone or "",
+        registration.destination or "",
     )
+    quoted = tuple(neutralise(cell) if isinstance(cell, str) else cell for cell in cells)
+    return (*quoted, registration.phone or "")
 
 
 def _nationality(registration: Registration, language: str) -> str:
@@ -163,10 +166,6 @@ def _nationality(registration: Registration, language: str) -> str:
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat(timespec="minutes") if moment else ""
-
-
-def _safe(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def to_csv(rows: Sequence[Sequence[str | int | float]]) -> bytes:
@@ -187,6 +186,9 @@ def to_xlsx(rows: Sequence[Sequence[str | int | float]], title: str) -> bytes:
     sheet.append(HEADER)
     for row in rows:
         sheet.append(list(row))
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, whatever it starts with: never a formula
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"

@@ -40,6 +40,10 @@ BATCH = 1000
 # some spreadsheets skip before reading a formula) is run as a formula; a leading
 # apostrophe makes it text. People typed these texts, so every text cell is quoted.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Also quoted, as cheap insurance: these signs behind leading blanks (some importers trim
+# them) and their full-width forms (East Asian input methods type them; some spreadsheets
+# read them as the ASCII signs).
+_FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
 
 Cell = str | int
 
@@ -81,7 +85,9 @@ _ITEM_COLUMNS = (
 
 def neutralise(text: str) -> str:
     """The text as a spreadsheet shows it, never as a formula it would run."""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    if text.startswith(FORMULA_START) or text.lstrip()[:1] in _FORMULA_SIGNS:
+        return "'" + text
+    return text
 
 
 def _iso(moment: datetime | None) -> str:

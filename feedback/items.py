@@ -49,7 +49,10 @@ class FeedbackItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # Indexed for a person's /mydata and /delete, and the retention job's erasures.
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
     channel: Mapped[str] = mapped_column(String(16))
     # The first-level administrative area (adm1) the item is about, from the person's last
     # place or location lookup; never coordinates (collect less).

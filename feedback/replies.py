@@ -19,6 +19,7 @@ from feedback.review import move, record_event
 from storage.base import Base, UtcDateTime
 
 MAX_REPLY = 3500  # leaves room in one Telegram message for the localized heading
+ERASED_NO_REPLY = "The person deleted their data: a reply can no longer reach them."
 
 
 class Reply(Base):

@@ -88,9 +88,9 @@ async def record_event(
     session.add(ItemEvent(item_id=item.id, kind=kind, at=now, staff_id=staff_id, detail=detail))
     action = _AUDITED.get(kind)
     if action is not None and staff_id is not None:
-        await audit.record(
-            session, action, now, staff_id=staff_id, target=item.reference, detail=detail
-        )
+        # Admins read the audit log but may not see sensitive items: not even which one.
+        target = "sensitive item" if item.sensitive else item.reference
+        await audit.record(session, action, now, staff_id=staff_id, target=target, detail=detail)
     await session.flush()
 
 

@@ -38,6 +38,13 @@ from messages.places import Place, PlaceKind
 from messages.shelters import Shelter, ShelterService, ShelterStatus, record_change
 
 MAX_BYTES = 20 * 1024 * 1024  # a national shelter list is well under 1 MB
+MAX_COLUMNS = 500  # a shelter list has a few dozen, with every language's name
+MAX_REPORTED = 200  # problems and warnings listed in a report; the rest are counted
+# A cell a spreadsheet would run as a formula (=, @, or + - before a call, a reference or a
+# comparison; also their full-width forms). A CSV holds values, so such a text is a mistake
+# or an attack on whoever opens an export of it later: refused. Phone numbers have a stricter
+# check of their own.
+_FORMULA = re.compile(r"^[=@\uff1d\uff20]|^[+\-\uff0b\uff0d].*[(!|=\"]", re.DOTALL)
 _HXL_TAG = re.compile(r"^#[a-z][a-z0-9_]*(\+[a-z][a-z0-9_]*)*$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -85,9 +92,12 @@ class ImportResult:
         return f"{self.kind.value}: {self.added} added, {self.updated} updated"
 
     def report(self) -> str:
-        """Every problem and warning, one per line, problems first."""
+        """Every problem and warning, one per line, problems first (at most MAX_REPORTED
+        lines of them: a broken file of a million rows must not print a million lines)."""
         lines = [f"error: {problem}" for problem in self.problems]
         lines += [f"warning: {warning}" for warning in self.warnings]
+        if len(lines) > MAX_REPORTED:
+            lines[MAX_REPORTED:] = [f"… and {len(lines) - MAX_REPORTED} more"]
         if self.problems:
             lines.append(f"{self.kind.value}: nothing imported ({len(self.problems)} problems)")
         return "\n".join(lines)
@@ -124,8 +134,17 @@ def _limited_text(value: object, max_length: int) -> str | None:
     return text
 
 
+def _no_formula(text: str | None) -> str | None:
+    if text is not None and _FORMULA.match(text):
+        raise ValueError(
+            f"{text[:40]!r} starts like a spreadsheet formula: "
+            "keep the values, not the formulas, or reword the start"
+        )
+    return text
+
+
 def _text(max_length: int) -> Parser:
-    return lambda value: _limited_text(value, max_length)
+    return lambda value: _no_formula(_limited_text(value, max_length))
 
 
 def _whole_number(value: object) -> int | None:
@@ -229,6 +248,8 @@ def _alt_names(value: object) -> list[str]:
     names = _items(value, _LIST_SEPARATORS)
     if any(len(name) > 200 for name in names):
         raise ValueError("a name is longer than 200 characters")
+    for name in names:
+        _no_formula(name)
     return list(dict.fromkeys(names))
 
 
@@ -240,7 +261,7 @@ def _phone(value: object) -> str | None:
 
 
 def _email(value: object) -> str | None:
-    text = _limited_text(value, 200)
+    text = _no_formula(_limited_text(value, 200))
     if text is not None and not _EMAIL.match(text):
         raise ValueError(f"{text!r} is not an email address")
     return text
@@ -515,6 +536,14 @@ def _decode(data: bytes, result: ImportResult) -> str | None:
     return text
 
 
+def _too_wide(columns: int, result: ImportResult) -> bool:
+    if columns <= MAX_COLUMNS:
+        return False
+    message = f"the file has {columns} columns; at most {MAX_COLUMNS}: is it the right file?"
+    result.problems.append(Problem(None, None, message))
+    return True
+
+
 def _is_hxl_row(cells: Sequence[str]) -> bool:
     filled = [cell for cell in cells if cell.strip()]
     return bool(filled) and all(_parse_tag(cell) is not None for cell in filled)
@@ -544,6 +573,8 @@ def _read_csv(kind: ImportKind, text: str, result: ImportResult) -> Table | None
             start = reader.line_num + 1
     except csv.Error as error:
         hint = " (a quote is never closed)" if "end of data" in str(error) else ""
+        if "field limit" in str(error):
+            hint = " (one cell is longer than any real value: is a quote never closed?)"
         result.problems.append(Problem(start, None, f"not valid CSV: {error}{hint}", unit="line"))
         return None
     position = 0
@@ -567,6 +598,8 @@ def _read_csv(kind: ImportKind, text: str, result: ImportResult) -> Table | None
         position += 2
     else:
         position += 1
+    if _too_wide(max(len(headers), len(tags)), result):
+        return None
     columns = _resolve_columns(kind, headers, tags, result)
     width = len(columns)
     rows: list[RawRow] = []
@@ -595,6 +628,12 @@ def _read_json(kind: ImportKind, text: str, result: ImportResult) -> Table | Non
             Problem(error.lineno, None, f"not valid JSON: {error.msg}", unit="line")
         )
         return None
+    except RecursionError:
+        result.problems.append(Problem(None, None, "not valid JSON: nested too deeply"))
+        return None
+    except ValueError:  # an integer of thousands of digits
+        result.problems.append(Problem(None, None, "not valid JSON: a number is too long"))
+        return None
     items: object = document
     if isinstance(document, dict):
         keys = [kind.value, "missions"] if kind is ImportKind.CONSULATES else [kind.value]
@@ -609,6 +648,8 @@ def _read_json(kind: ImportKind, text: str, result: ImportResult) -> Table | Non
         if isinstance(item, dict):
             keys_in_order.update(dict.fromkeys(str(key) for key in item))
     keys = list(keys_in_order)
+    if _too_wide(len(keys), result):
+        return None
     # Keys are headers or, when they start with "#", HXL hashtags.
     headers = [key if not key.startswith("#") else "" for key in keys]
     tags = [key if key.startswith("#") else "" for key in keys]

@@ -70,6 +70,38 @@ async def redeem_code(
     return member
 
 
+class StaffError(ValueError):
+    """No such staff member, or not one this change applies to."""
+
+
+async def change_role(session: AsyncSession, staff_id: int, role: Role) -> tuple[StaffMember, Role]:
+    """Give an active staff member another role; (the member, their former role). Sessions
+    and tokens read the member on every request, so the new role applies at once."""
+    member = await _active(session, staff_id)
+    former = member.role
+    member.role = role
+    await session.flush()
+    return member, former
+
+
+async def deactivate(session: AsyncSession, staff_id: int) -> StaffMember:
+    """End a staff member's access: Telegram commands, dashboard sessions and API tokens stop
+    at once (each checks `active`). The row stays, so the audit log keeps naming them."""
+    member = await _active(session, staff_id)
+    member.active = False
+    await session.flush()
+    return member
+
+
+async def _active(session: AsyncSession, staff_id: int) -> StaffMember:
+    member = await session.get(StaffMember, staff_id)
+    if member is None:
+        raise StaffError(f"no staff member {staff_id}")
+    if not member.active:
+        raise StaffError(f"staff member {staff_id} is not active")
+    return member
+
+
 async def find_staff(session: AsyncSession, pseudonym: str) -> StaffMember | None:
     return await session.scalar(
         select(StaffMember).where(

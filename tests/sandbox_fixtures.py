@@ -6,7 +6,7 @@ Reusable by every end-to-end test: `bot_api` is the fake Telegram, `start_bot` r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 
@@ -21,8 +21,11 @@ from bot.services import Services
 from messages.contacts import Pseudonymizer
 from storage.database import Database
 from tests.phone import Phone
+from tests.test_log_privacy import capture_logs, leaks, needles_from
 
 TEST_KEY = b"test-pseudonym-key-0123456789abcdef"
+# A test with any of these talks to the loopback Bot API: its logs are scanned.
+END_TO_END = frozenset({"bot_api", "phone", "running_bot", "start_bot"})
 
 
 @dataclass
@@ -40,6 +43,21 @@ async def bot_api() -> AsyncIterator[LoopbackBotApi]:
     await api.start()
     yield api
     await api.stop()
+
+
+@pytest.fixture(autouse=True)
+def logs_hold_no_personal_data(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every end-to-end test: no log line (as production writes it, at DEBUG) holds what a
+    simulated person sent, their names or a Telegram id (tests/test_log_privacy.py)."""
+    if not END_TO_END & set(request.fixturenames):
+        yield
+        return
+    api = request.getfixturevalue("bot_api")  # set up first, so it is torn down after the scan
+    assert isinstance(api, LoopbackBotApi)
+    with capture_logs() as capture:
+        yield
+    found = leaks(capture.lines, needles_from(api))
+    assert not found, "personal data in the logs:\n" + "\n".join(found[:20])
 
 
 @pytest.fixture

@@ -130,6 +130,9 @@ async def test_run_with_a_token_talks_to_the_configured_bot_api(tmp_path: Path) 
             "myregistration",
             "subscriptions",
             "language",
+            "privacy",
+            "mydata",
+            "delete",
             "help",
         ]
         french = api.commands(language_code="fr")

@@ -30,6 +30,7 @@ from messages.contacts import Contact, ContactAddress, record_consent
 from messages.i18n import translations
 from messages.places import Place, PlaceKind
 from messages.shelters import Shelter, ShelterStatus
+from privacy.erasure import erase_contact
 from staff.models import Role, StaffMember
 from staff.passwords import (
     PasswordError,
@@ -586,6 +587,22 @@ async def test_a_reply_is_recorded_pending_for_the_bot(site: Site) -> None:
     assert (await fresh(site, "tent")).status == "in_review", "answered only once delivered"
     assert (await post(site, f"{page}/reply", page, text="   "))[0] == 400
     assert (await post(site, f"{page}/reply", page, text="x" * 3501))[0] == 400
+
+
+async def test_no_reply_is_recorded_for_a_person_who_deleted_their_data(site: Site) -> None:
+    item = site.items["tent"]
+    async with site.db.transaction() as session:
+        contact = await session.get(Contact, item.contact_id)
+        assert contact is not None
+        await erase_contact(session, contact, NOW)
+    await login_as(site, Role.RESPONDER)
+    page = f"/dashboard/items/{item.reference}"
+    _, html = await get(site, page)
+    assert "the person deleted their data" in html and 'name="text"' not in html
+    status, _ = await post(site, f"{page}/reply", page, text="A tent is on its way.")
+    assert status == 409
+    async with site.db.transaction() as session:
+        assert list(await session.scalars(select(Reply))) == []
 
 
 # --- shelters and registrations -------------------------------------------------------------

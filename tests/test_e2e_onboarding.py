@@ -37,13 +37,19 @@ async def onboard(phone: Phone, language_label: str = "English") -> list[str]:
 async def test_start_consent_language_menu(phone: Phone, running_bot: RunningBot) -> None:
     notice = await phone.send("/start")
     assert "Humanitarian responders" in (notice.text or "")
-    assert inline_labels(notice) == ["✅ I agree", "📄 Read the full notice", "No, thanks"]
+    assert inline_labels(notice) == ["✅ I agree", "📄 Read more", "No, thanks"]
     assert await stored_contacts(running_bot) == [], "nothing is stored before consent"
+
+    await phone.press_data(notice.message_id, "consent:more")
+    statement = await phone.next_edit()
+    assert statement.message_id == notice.message_id
+    assert "Your rights" in (statement.text or "")
+    assert inline_labels(statement) == ["✅ I agree", "📜 Full notice", "No, thanks"]
 
     await phone.press_data(notice.message_id, "consent:full")
     full = await phone.next_edit()
     assert full.message_id == notice.message_id
-    assert "Your rights" in (full.text or "")
+    assert "Legal basis" in (full.text or "") and "/mydata" in (full.text or "")
     assert inline_labels(full) == ["✅ I agree", "No, thanks"]
 
     choose = await phone.tap(full, "I agree")
@@ -125,4 +131,14 @@ async def test_menu_items_answer(phone: Phone) -> None:
 
 async def test_commands_are_registered(bot_api: LoopbackBotApi, running_bot: RunningBot) -> None:
     names = [c["command"] for c in bot_api.commands()]
-    assert names == ["start", "menu", "myregistration", "subscriptions", "language", "help"]
+    assert names == [
+        "start",
+        "menu",
+        "myregistration",
+        "subscriptions",
+        "language",
+        "privacy",
+        "mydata",
+        "delete",
+        "help",
+    ]

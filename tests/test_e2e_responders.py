@@ -15,8 +15,11 @@ from bot.sandbox.botapi import LoopbackBotApi
 from feedback.codes import Correction, agreement_report
 from feedback.items import FeedbackItem
 from feedback.protection import ProtectionAlert
+from feedback.replies import ERASED_NO_REPLY, MAX_REPLY, Reply
 from feedback.review import ItemEvent
+from messages.contacts import Contact
 from messages.i18n import translations
+from privacy.erasure import erase_contact
 from staff.models import Role
 from tests.phone import Phone, inline_data, inline_labels
 from tests.sandbox_fixtures import RunningBot
@@ -208,3 +211,28 @@ async def test_the_survivor_may_decline_contact_in_their_language(
     )
     item = await only_item(running_bot)
     assert item.sensitive and item.contact_wanted is False
+
+
+async def test_a_reply_too_long_or_to_an_erased_person_is_refused_and_not_recorded(
+    bot_api: LoopbackBotApi, running_bot: RunningBot
+) -> None:
+    person = Phone.of(bot_api, first_name="Huda", language_code="en")
+    await onboard(person, "English")
+    await person.send("No water in the camp for two days")
+    item = await only_item(running_bot)
+    responder = staff_phone(bot_api, "Rana")
+    await responder.send("/start")
+    await link(responder, running_bot, Role.RESPONDER)
+
+    long = await responder.send(f"/reply {item.reference} {'a' * (MAX_REPLY + 1)}")
+    assert long.text == (
+        f"Not sent: a reply has at most {MAX_REPLY} characters; this one has {MAX_REPLY + 1}."
+    )
+    async with running_bot.services.db.transaction() as session:
+        contact = await session.get(Contact, item.contact_id)
+        assert contact is not None
+        await erase_contact(session, contact, running_bot.services.clock())
+    erased = await responder.send(f"/reply {item.reference} A water truck comes at 3 pm.")
+    assert erased.text == ERASED_NO_REPLY
+    async with running_bot.services.db.transaction() as session:
+        assert list(await session.scalars(select(Reply))) == [], "nothing recorded either time"

@@ -39,7 +39,7 @@ async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
             await expect(page.locator("#message-input")).to_be_enabled()
             await say("/start")
             await expect(bot_messages.last).to_contain_text("Humanitarian responders")
-            await page.locator(".inline-btn", has_text="Read the full notice").click()
+            await page.locator(".inline-btn", has_text="Read more").click()
             await expect(bot_messages.last).to_contain_text("Your rights")
             await page.locator(".inline-btn", has_text="I agree").click()
             await expect(bot_messages.last).to_contain_text("Choose your language:")

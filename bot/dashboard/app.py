@@ -10,6 +10,7 @@ Mounted under /dashboard in every mode, beside the staff API (see bot/runner.py)
 | POST /dashboard/items/{ref}/codes, /status, /reply | same | correct, move, answer |
 | GET /dashboard/shelters | all but viewer | shelters and registrations at a glance |
 | /dashboard/broadcasts… | see bot/dashboard/broadcasts.py | compose, preview, send, report |
+| GET /dashboard/audit | admin | the audit log (bot/dashboard/audit.py) |
 | GET, POST /dashboard/login; POST /dashboard/logout | anyone | sign in and out |
 
 Viewers see the overview's aggregates only, without links to items. Replies are recorded as
@@ -43,14 +44,17 @@ from bot.dashboard.auth import (
     ThrottleLimits,
     sees_sensitive,
 )
+from bot.errors import describe
+from bot.web_security import protect
 from feedback.codes import CodeSet, correct
 from feedback.flags import FlagKind
 from feedback.items import FeedbackItem, ItemStatus, find_item
 from feedback.protection import CATEGORY_LABELS
 from feedback.queries import OPEN, ItemFilter
-from feedback.replies import MAX_REPLY, record_reply
+from feedback.replies import ERASED_NO_REPLY, MAX_REPLY, record_reply
 from feedback.review import TransitionError, may_see, move, open_item
 from feedback.taxonomy import taxonomy
+from staff import audit
 from staff.models import Role, StaffMember
 from staff.passwords import hash_password, needs_rehash, verify_password
 from storage.base import utcnow
@@ -159,7 +163,7 @@ def read_link_query(query: Mapping[str, str]) -> dict[str, str]:
 
 def dashboard_app(dashboard: Dashboard) -> web.Application:
     """The dashboard as an aiohttp application, to mount with `mount_dashboard`."""
-    app = web.Application(middlewares=[_headers, _errors, _authenticate])
+    app = protect(web.Application(middlewares=[_headers, _errors, _authenticate]))
     app[_DASHBOARD] = dashboard
     app.router.add_get("/login", login_page, name="login")
     app.router.add_post("/login", login, name="login_post")
@@ -172,10 +176,12 @@ def dashboard_app(dashboard: Dashboard) -> web.Application:
     app.router.add_post("/items/{reference}/status", _form(QUEUE_ROLES, status_form))
     app.router.add_post("/items/{reference}/reply", _form(QUEUE_ROLES, reply_form))
     app.router.add_get("/shelters", _page(SHELTER_ROLES, shelters_page))
-    # Imported here: the broadcast pages build on this module's plumbing.
+    # Imported here: the broadcast and audit pages build on this module's plumbing.
+    from bot.dashboard import audit as audit_pages
     from bot.dashboard import broadcasts
 
     broadcasts.add_routes(app, dashboard)
+    audit_pages.add_routes(app, dashboard)
     return app
 
 
@@ -264,8 +270,9 @@ async def _errors(request: web.Request, handler: Route) -> web.StreamResponse:
         if http.status < 400:
             raise
         return error_page(request, http.status, http.reason)
-    except Exception:
-        log.exception("dashboard: %s %s failed", request.method, request.path)
+    except Exception as failure:
+        # Type and frames only: a database error's text can quote the rows it was writing.
+        log.error("dashboard: %s %s failed: %s", request.method, request.path, describe(failure))
         return error_page(request, 500, "Something went wrong; it has been logged.")
 
 
@@ -416,9 +423,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     if member is None:
         dashboard.throttle.failed(username, address, now)
         log.info("dashboard: failed login")
+        await _audit_login(dashboard, audit.Action.LOGIN_FAILED, now, tried=username)
         return _login_form(request, dashboard, status=401, problem="Wrong staff id or password.")
     dashboard.throttle.succeeded(username)
     log.info("dashboard: staff %s logged in", member.id)
+    await _audit_login(dashboard, audit.Action.LOGIN, now, staff_id=member.id)
     response = web.HTTPSeeOther(_safe_next(_text(form, "next")))
     response.set_cookie(
         SESSION_COOKIE,
@@ -431,6 +440,23 @@ async def login(request: web.Request) -> web.StreamResponse:
     )
     response.del_cookie(PRELOGIN_COOKIE, path=PREFIX)
     raise response
+
+
+async def _audit_login(
+    dashboard: Dashboard,
+    action: audit.Action,
+    now: datetime,
+    *,
+    staff_id: int | None = None,
+    tried: str = "",
+) -> None:
+    """A login or a failed one in the audit log. A failure names the staff id tried when it
+    is a number, never other typed text (it might be a password in the wrong field)."""
+    target = f"staff:{tried}" if tried.isdigit() and len(tried) < 10 else None
+    async with dashboard.db.transaction() as session:
+        await audit.record(
+            session, action, now, staff_id=staff_id, actor=audit.Actor.STAFF, target=target
+        )
 
 
 async def _check_password(dashboard: Dashboard, username: str, password: str) -> StaffMember | None:
@@ -674,6 +700,8 @@ async def reply_form(
         raise Refused(400, f"A reply has at most {MAX_REPLY} characters; this one has {len(text)}.")
     async with dashboard.db.transaction() as session:
         item = await _visible_item(request, session, member)
+        if item.erased_at is not None:
+            raise Refused(409, ERASED_NO_REPLY)
         await record_reply(session, item, member.id, text, dashboard.clock())
     log.info("dashboard: staff %s recorded a reply", member.id)
     raise web.HTTPSeeOther(_item_url(item, "reply"))

@@ -83,6 +83,8 @@ class Sessions:
 
     def read(self, cookie: str, now: datetime) -> SessionData | None:
         """The session a valid, unexpired cookie names; None otherwise."""
+        if not cookie.isascii():  # ours always is; other bytes would fail to encode
+            return None
         try:
             payload = self._serializer.loads(cookie)
         except BadData:
@@ -117,10 +119,12 @@ class Sessions:
 
     def csrf_token(self, bound_to: str) -> str:
         """The token a form sends back; bound to the session (or pre-login) cookie."""
-        return hmac.new(self._csrf_key, bound_to.encode(), hashlib.sha256).hexdigest()
+        # surrogateescape: a pre-login cookie holding bytes that are not UTF-8 still maps.
+        message = bound_to.encode("utf-8", "surrogateescape")
+        return hmac.new(self._csrf_key, message, hashlib.sha256).hexdigest()
 
     def csrf_ok(self, bound_to: str | None, token: str | None) -> bool:
-        if not bound_to or not token:
+        if not bound_to or not token or not token.isascii():  # compare_digest needs ASCII
             return False
         return hmac.compare_digest(self.csrf_token(bound_to), token)
 

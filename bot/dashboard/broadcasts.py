@@ -87,6 +87,7 @@ from messages.languages import get_language, is_rtl
 from messages.outbox import OutboxMessage, OutboxState
 from messages.places import Place, PlaceKind, display_name
 from messages.topics import TOPICS, get_topic
+from staff import audit
 from staff.models import Role, StaffMember
 from storage.references import normalize_reference, spoken
 
@@ -611,6 +612,14 @@ async def cancel_form(
         if broadcast.status not in OPEN_STATUSES:
             raise web.HTTPSeeOther(_url(broadcast, done="closed"))
         cancelled = await cancel(session, broadcast, dashboard.clock(), member.id)
+        await audit.record(
+            session,
+            audit.Action.BROADCAST,
+            dashboard.clock(),
+            staff_id=member.id,
+            target=broadcast.reference,
+            detail=f"cancelled unsent={cancelled}",
+        )
     log.info("dashboard: staff %s cancelled a broadcast (%d messages)", member.id, cancelled)
     raise web.HTTPSeeOther(_url(broadcast, done="cancelled"))
 
@@ -797,6 +806,14 @@ async def send_form(
         if problems(draft, settings.enabled_languages):
             raise web.HTTPSeeOther(_url(broadcast, "preview", done="problems"))
         recipients = await enqueue(session, broadcast, now, settings.default_language)
+        await audit.record(
+            session,
+            audit.Action.BROADCAST,
+            now,
+            staff_id=member.id,
+            target=broadcast.reference,
+            detail=f"queued recipients={recipients} priority={broadcast.priority}",
+        )
     log.info("dashboard: staff %s queued a broadcast for %d recipients", member.id, recipients)
     done = "empty" if recipients == 0 else "scheduled" if draft.send_at else "sent"
     raise web.HTTPSeeOther(_url(broadcast, done=done))

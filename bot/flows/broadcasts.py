@@ -122,6 +122,7 @@ from messages.broadcasts import (
 )
 from messages.places import Place, PlaceKind, display_name
 from messages.topics import TOPIC_KEYS
+from staff import audit
 from staff.access import allowed, find_staff
 from staff.models import Role, StaffMember
 from storage.references import spoken
@@ -406,6 +407,14 @@ async def send(session: AsyncSession, services: Services, draft: Broadcast) -> O
         return Outcome(await render(session, services, draft), found[0], alert=True)
     recipients = await enqueue(session, draft, services.clock(), settings.default_language)
     draft.compose_step = None
+    await audit.record(
+        session,
+        audit.Action.BROADCAST,
+        services.clock(),
+        staff_id=draft.created_by,  # the sender: tap() lets only its author send a draft
+        target=draft.reference,
+        detail=f"queued recipients={recipients} priority={draft.priority}",
+    )
     log.info("broadcast %s queued for %d recipients", draft.reference, recipients)
     return Outcome(Screen(queued_text(draft, recipients, settings.timezone)), "Queued.")
 
@@ -613,6 +622,14 @@ async def cancel_broadcast(
         return f"{name} is {broadcast.status}: nothing to cancel.\n\n"
     stopped = await cancel(session, broadcast, services.clock(), member.id)
     broadcast.compose_step = None
+    await audit.record(
+        session,
+        audit.Action.BROADCAST,
+        services.clock(),
+        staff_id=member.id,
+        target=broadcast.reference,
+        detail=f"cancelled unsent={stopped}",
+    )
     log.info("broadcast %s cancelled, %d messages not sent", broadcast.reference, stopped)
     return f"🛑 Cancelled {name}: {stopped} messages will not be sent.\n\n"
 

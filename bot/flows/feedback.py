@@ -149,17 +149,24 @@ def attachment_of(message: Message) -> Attachment | None:
     """The file a message carries, as the channel's file id (the largest photo size)."""
     if message.photo:
         photo = message.photo[-1]
-        return Attachment(kind="photo", file_id=photo.file_id, size=photo.file_size)
+        return _attachment("photo", photo.file_id, None, photo.file_size)
     for kind in ("voice", "audio", "video", "video_note", "document"):
         media = getattr(message, kind)
         if media is not None:
-            return Attachment(
-                kind=kind,
-                file_id=media.file_id,
-                mime_type=getattr(media, "mime_type", None),
-                size=media.file_size,
+            return _attachment(
+                kind, media.file_id, getattr(media, "mime_type", None), media.file_size
             )
     return None
+
+
+def _attachment(kind: str, file_id: str, mime_type: str | None, size: int | None) -> Attachment:
+    # Fitted to the columns: a forged update with oversized fields must not cost the item.
+    return Attachment(
+        kind=kind,
+        file_id=file_id[:256],
+        mime_type=mime_type[:128] if mime_type else None,
+        size=size if size is not None and 0 <= size < 2**31 else None,
+    )
 
 
 def note_language(person: Person, detection: Detection, enabled: tuple[str, ...]) -> str | None:

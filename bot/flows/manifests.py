@@ -21,6 +21,7 @@ from evacuation.manifests import (
     to_csv,
     to_xlsx,
 )
+from staff import audit
 from staff.models import Role, StaffMember
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -63,10 +64,19 @@ async def send_manifest(
     chat = update.effective_chat
     assert query is not None and query.data is not None and chat is not None
     key = query.data.removeprefix("mf:")
-    async with services_of(context).db.transaction() as session:
+    services = services_of(context)
+    async with services.db.transaction() as session:
         rows = await manifest_rows(session, key)
+        await audit.record(
+            session,
+            audit.Action.EXPORT,
+            services.clock(),
+            staff_id=member.id,
+            target=f"manifest:{key}",
+            detail=f"telegram csv+xlsx rows={len(rows)}",
+        )
     await query.answer()
-    stamp = services_of(context).clock().strftime("%Y%m%d-%H%M")
+    stamp = services.clock().strftime("%Y%m%d-%H%M")
     name = f"manifest-{key}-{stamp}"
     await context.bot.send_document(
         chat.id, InputFile(to_csv(rows), filename=f"{name}.csv"), caption=f"{len(rows)} rows"

@@ -38,6 +38,10 @@ def help_text(person: Person) -> str:
                 "/menu - the main menu\n/language - change the language\n/help - this message"
             ),
             _(
+                "Your data: /privacy - how we use it, /mydata - see it, /delete - erase it "
+                "(we then keep only counts without names)."
+            ),
+            _(
                 "In danger right now? Call the local emergency number or go to the nearest "
                 "humanitarian staff."
             ),

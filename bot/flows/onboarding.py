@@ -6,17 +6,25 @@ the menu in their language.
 
 ```mermaid
 stateDiagram-v2
-    [*] --> Notice: /start or any message (no consent stored)
-    Notice --> FullNotice: "Read the full notice"
+    [*] --> Summary: /start or any message (no consent stored)
+    Summary --> Statement: "Read more"
+    Statement --> FullNotice: "Full notice"
+    Summary --> Language: "I agree" (contact created, consent version + time, default topics)
+    Statement --> Language: "I agree"
     FullNotice --> Language: "I agree"
-    Notice --> Language: "I agree" (contact created, consent version + time, default topics)
-    Notice --> Declined: "No, thanks" (nothing stored)
+    Summary --> Declined: "No, thanks" (nothing stored)
+    Statement --> Declined: "No, thanks"
     FullNotice --> Declined: "No, thanks"
-    Declined --> Notice: /start
+    Declined --> Summary: /start or any message
     Language --> Menu: a language button (choice stored)
     Menu --> Language: "Language" or /language
     Menu --> Menu: /start, /menu
+    Menu --> Summary: consent withdrawn (/privacy) or data deleted (/delete)
 ```
+
+The three levels of the notice are the summary and the simplified statement
+(bot/replies.py) and the full notice (bot/flows/privacy.py); each is an edit of the same
+message, so nothing is stored while a person reads.
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
+from bot.flows.privacy import notice_for
 from bot.keyboards import consent_keyboard, language_keyboard
 from bot.people import Person, current_person, load_person
 from bot.replies import (
     answer_stale_button,
-    consent_full,
+    consent_statement,
     consent_summary,
     edit_quietly,
     send_current_step,
@@ -82,16 +91,20 @@ async def on_consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     async with services.db.transaction() as session:
         person = await load_person(session, update, services)
         if choice == "accept" and not (person.contact and person.contact.has_consented):
-            new = person.contact is None
+            # A new contact, or one who withdrew (their subscriptions went with it), starts
+            # with the default topics; a renewed consent keeps the choices made before.
+            fresh = person.contact is None or person.contact.consent_withdrawn_at is not None
             person.contact = await record_consent(
                 session, person.pseudonym, person.chat_id, person.language, services.clock()
             )
-            if new:  # renewed consent keeps the choices the person made before
+            if fresh:
                 await subscribe_defaults(session, person.contact.id)
     _ = person.gettext
     await query.answer()
-    if choice == "full":
-        await edit_quietly(query, consent_full(person), consent_keyboard(_, full_shown=True))
+    if choice == "more":
+        await edit_quietly(query, consent_statement(person), consent_keyboard(_, "statement"))
+    elif choice == "full":
+        await edit_quietly(query, notice_for(context, person), consent_keyboard(_, "full"))
     elif choice == "decline":
         await edit_quietly(query, consent_summary(person), None)
         await context.bot.send_message(
@@ -136,6 +149,6 @@ def handlers() -> list[Handler]:
         CommandHandler("start", start, filters=PRIVATE),
         CommandHandler("menu", show_menu, filters=PRIVATE),
         CommandHandler("language", language_command, filters=PRIVATE),
-        CallbackQueryHandler(on_consent, pattern=r"^consent:(accept|full|decline)$"),
+        CallbackQueryHandler(on_consent, pattern=r"^consent:(accept|more|full|decline)$"),
         CallbackQueryHandler(on_language, pattern=r"^lang:[A-Za-z-]{2,8}$"),
     ]

@@ -54,7 +54,7 @@ from feedback.protection import (
     mark_sent,
     may_acknowledge,
 )
-from feedback.replies import Reply, delivered, failed, record_reply
+from feedback.replies import ERASED_NO_REPLY, MAX_REPLY, Reply, delivered, failed, record_reply
 from feedback.review import REVIEWERS, TransitionError, may_see, move, open_item
 from feedback.taxonomy import taxonomy
 from messages.bidi import format_text
@@ -238,13 +238,25 @@ async def reply_command(
     if len(parts) < 3 or not parts[2].strip():
         await _say(update, context, "Usage: /reply REF your answer to the person")
         return
+    text = parts[2].strip()
+    if len(text) > MAX_REPLY:
+        await _say(
+            update,
+            context,
+            f"Not sent: a reply has at most {MAX_REPLY} characters; this one has {len(text)}.",
+        )
+        return
     services = services_of(context)
     async with services.db.transaction() as session:
         item = await _allowed_item(session, parts[1], member)
         reply_id = reference = None
-        if item is not None:
-            reply = await record_reply(session, item, member.id, parts[2].strip(), services.clock())
+        erased = item is not None and item.erased_at is not None
+        if item is not None and not erased:
+            reply = await record_reply(session, item, member.id, text, services.clock())
             reply_id, reference = reply.id, item.reference
+    if erased:
+        await _say(update, context, ERASED_NO_REPLY)
+        return
     if reply_id is None or reference is None:
         await _say(update, context, NOT_FOUND.format(reference=parts[1]))
         return

@@ -24,6 +24,7 @@ from bot.flows.fallbacks import unknown_command
 from bot.people import hinted_language, load_person, pseudonym_of
 from bot.services import Handler, services_of
 from messages.i18n import translations
+from staff import audit
 from staff.access import CODE_PATTERN, allowed, find_staff, list_staff, redeem_code
 from staff.models import Role, StaffMember
 
@@ -59,6 +60,14 @@ async def link_account(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         person = await load_person(session, update, services)
         member = await redeem_code(session, match.group(0), person.pseudonym, services.clock())
         name, role = (member.name, member.role) if member else ("", None)
+        if member is not None:
+            await audit.record(
+                session,
+                audit.Action.STAFF_LINKED,
+                services.clock(),
+                staff_id=member.id,
+                target=f"staff:{member.id}",
+            )
     _ = person.gettext
     if role is None:
         text = _(

@@ -32,6 +32,7 @@ import telegram
 from aiohttp import web
 
 from bot.sandbox.page import add_page_routes
+from bot.web_security import protect
 
 JSON = dict[str, Any]
 Handler = Callable[["_Params"], Awaitable[Any]]
@@ -929,7 +930,7 @@ class LoopbackBotApi:
 
     def make_app(self) -> web.Application:
         """A new aiohttp app serving the Bot API, file downloads and the sandbox page."""
-        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        app = protect(web.Application(client_max_size=MAX_UPLOAD_BYTES))
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         add_page_routes(app, self)
