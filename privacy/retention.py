@@ -42,8 +42,8 @@ from staff import audit
 from storage.database import Database
 
 BATCH = 500
-# Erasing a contact is about ten statements (privacy/erasure.py), one of them a scan of the
-# items by contact: fewer per transaction keeps SQLite's write lock short for the bot.
+# Erasing a contact is about ten statements (privacy/erasure.py): fewer contacts per
+# transaction keeps SQLite's write lock short for the bot.
 CONTACT_BATCH = 50
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import pytest
 from aiohttp import web
@@ -19,6 +20,7 @@ from bot.dashboard import Dashboard, mount_dashboard
 from bot.sandbox.botapi import LoopbackBotApi
 from bot.services import Services
 from messages.contacts import Pseudonymizer
+from storage.base import utcnow
 from storage.database import Database
 from tests.phone import Phone
 from tests.test_log_privacy import capture_logs, leaks, needles_from
@@ -60,24 +62,36 @@ def logs_hold_no_personal_data(request: pytest.FixtureRequest) -> Iterator[None]
     assert not found, "personal data in the logs:\n" + "\n".join(found[:20])
 
 
+@asynccontextmanager
+async def bot_with(
+    api: LoopbackBotApi,
+    database: Database,
+    settings: Settings,
+    clock: Callable[[], datetime] | None = None,
+) -> AsyncIterator[RunningBot]:
+    """The real Application (and the sender inside it) polling the loopback server; `clock`
+    replaces the bot's time."""
+    services = Services(
+        replace(settings, api_root=api.url),
+        database,
+        Pseudonymizer(TEST_KEY),
+        clock=clock or utcnow,
+    )
+    application = build_application(services)
+    async with application:
+        await start_application(application)
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        try:
+            yield RunningBot(application, services)
+        finally:
+            await application.updater.stop()
+            await application.stop()
+
+
 @pytest.fixture
 def start_bot(bot_api: LoopbackBotApi, database: Database, settings: Settings) -> StartBot:
-    services = Services(replace(settings, api_root=bot_api.url), database, Pseudonymizer(TEST_KEY))
-
-    @asynccontextmanager
-    async def running() -> AsyncIterator[RunningBot]:
-        application = build_application(services)
-        async with application:
-            await start_application(application)
-            assert application.updater is not None
-            await application.updater.start_polling(poll_interval=0.0, timeout=1)
-            try:
-                yield RunningBot(application, services)
-            finally:
-                await application.updater.stop()
-                await application.stop()
-
-    return running
+    return lambda: bot_with(bot_api, database, settings)
 
 
 @pytest.fixture

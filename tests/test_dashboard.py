@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from staff.passwords import (
 )
 from storage.database import Database
 from storage.references import spoken
+from tests.clock import FakeClock
 from tests.phone import Phone
 from tests.sandbox_fixtures import RunningBot
 from tests.test_e2e_onboarding import onboard
@@ -51,19 +53,11 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
 class Site:
     client: TestClient[Any, Any]
     dashboard: Dashboard
     db: Database
-    clock: Clock
+    clock: FakeClock
     staff: dict[Role, StaffMember] = field(default_factory=dict)
     items: dict[str, FeedbackItem] = field(default_factory=dict)
 
@@ -121,15 +115,14 @@ async def seed(session: AsyncSession, site: Site) -> None:
     )
 
 
-@pytest.fixture
-async def site(database: Database, settings: Settings) -> AsyncIterator[Site]:
-    clock = Clock()
+@asynccontextmanager
+async def open_site(
+    database: Database, settings: Settings, limits: ThrottleLimits
+) -> AsyncIterator[Site]:
+    """The dashboard on a test server with a stopped clock and the seeded items."""
+    clock = FakeClock(NOW)
     dashboard = Dashboard(
-        database,
-        b"test-deployment-key-0123456789abcdef",
-        settings,
-        clock=clock,
-        limits=ThrottleLimits(per_name=3, per_address=5),
+        database, b"test-deployment-key-0123456789abcdef", settings, clock=clock, limits=limits
     )
     root = web.Application()
     mount_dashboard(root, dashboard)
@@ -138,8 +131,16 @@ async def site(database: Database, settings: Settings) -> AsyncIterator[Site]:
     result = Site(client, dashboard, database, clock)
     async with database.transaction() as session:
         await seed(session, result)
-    yield result
-    await client.close()
+    try:
+        yield result
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def site(database: Database, settings: Settings) -> AsyncIterator[Site]:
+    async with open_site(database, settings, ThrottleLimits(per_name=3, per_address=5)) as site:
+        yield site
 
 
 def csrf_of(html: str) -> str:

@@ -9,16 +9,12 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html import unescape
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.dashboard import Dashboard, mount_dashboard
 from bot.dashboard.app import CSP
 from bot.dashboard.auth import ThrottleLimits
 from feedback.items import FeedbackItem
@@ -29,7 +25,7 @@ from staff.audit import Action, Actor, AuditEvent, record
 from staff.models import Role
 from storage.database import Database
 from tests.test_audit import events
-from tests.test_dashboard import NOW, Clock, Site, csrf_of, get, login, login_as, post, seed
+from tests.test_dashboard import NOW, Site, csrf_of, get, login, login_as, open_site, post
 from tests.test_dashboard_broadcasts import table_rows
 
 AUDIT = "/dashboard/audit"
@@ -38,23 +34,8 @@ OLDER = re.compile(r'href="/dashboard/audit\?([^"]+)">older events')
 
 @pytest.fixture
 async def site(database: Database, settings: Settings) -> AsyncIterator[Site]:
-    clock = Clock()
-    dashboard = Dashboard(
-        database,
-        b"test-deployment-key-0123456789abcdef",
-        settings,
-        clock=clock,
-        limits=ThrottleLimits(per_name=3, per_address=50),
-    )
-    root = web.Application()
-    mount_dashboard(root, dashboard)
-    client: TestClient[Any, Any] = TestClient(TestServer(root))
-    await client.start_server()
-    result = Site(client, dashboard, database, clock)
-    async with database.transaction() as session:
-        await seed(session, result)
-    yield result
-    await client.close()
+    async with open_site(database, settings, ThrottleLimits(per_name=3, per_address=50)) as site:
+        yield site
 
 
 def rows_of(html: str) -> list[list[str]]:

@@ -30,7 +30,8 @@ from messages.places import Place, PlaceKind
 from staff.models import Role
 from storage.database import Database
 from storage.references import spoken
-from tests.test_dashboard import NOW, Clock, Site, add_member, csrf_of, get, login_as
+from tests.clock import FakeClock
+from tests.test_dashboard import NOW, Site, add_member, csrf_of, get, login_as
 
 NEW = "/dashboard/broadcasts/new"
 READERS = tuple(Role)  # counts and the texts sent: every staff role
@@ -255,7 +256,7 @@ async def seed(session: AsyncSession, site: Site) -> dict[str, int]:
 
 @pytest.fixture
 async def site(database: Database, settings: Settings) -> AsyncIterator[Site]:
-    clock = Clock()
+    clock = FakeClock(NOW)
     dashboard = Dashboard(
         database, b"test-deployment-key-0123456789abcdef", settings, clock=clock,
         limits=ThrottleLimits(per_name=50, per_address=50),

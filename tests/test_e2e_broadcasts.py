@@ -6,22 +6,18 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import build_application, start_application
 from bot.config import Settings
 from bot.flows.broadcasts import draft_of
 from bot.sandbox.botapi import ChatMessage, LoopbackBotApi
-from bot.services import Services
 from feedback.items import FeedbackItem
 from messages.broadcasts import Broadcast, BroadcastStatus, find_broadcast, preview
-from messages.contacts import Pseudonymizer, find_contact
+from messages.contacts import find_contact
 from messages.content import NOT_IN_YOUR_LANGUAGE
 from messages.i18n import translations
 from messages.outbox import OutboxMessage, OutboxState
@@ -32,7 +28,7 @@ from staff.models import Role
 from storage.base import utcnow
 from storage.database import Database
 from tests.phone import Phone, inline_data, inline_labels
-from tests.sandbox_fixtures import TEST_KEY, RunningBot, StartBot
+from tests.sandbox_fixtures import RunningBot, StartBot, bot_with
 from tests.test_e2e_bad_input import UNKNOWN
 from tests.test_e2e_onboarding import onboard
 from tests.test_e2e_shelter_updates import link
@@ -473,27 +469,11 @@ async def test_cancel_drops_the_draft(bot_api: LoopbackBotApi, running_bot: Runn
 QUIET_NIGHT = datetime(2030, 3, 1, 23, 30, tzinfo=UTC)
 
 
-@asynccontextmanager
-async def bot_at(
+def bot_at(
     api: LoopbackBotApi, database: Database, settings: Settings, moment: datetime
-) -> AsyncIterator[RunningBot]:
+) -> AbstractAsyncContextManager[RunningBot]:
     """The bot, and the sender inside it, with a clock stopped at `moment`."""
-    services = Services(
-        replace(settings, api_root=api.url),
-        database,
-        Pseudonymizer(TEST_KEY),
-        clock=lambda: moment,
-    )
-    application = build_application(services)
-    async with application:
-        await start_application(application)
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
-        try:
-            yield RunningBot(application, services)
-        finally:
-            await application.updater.stop()
-            await application.stop()
+    return bot_with(api, database, settings, clock=lambda: moment)
 
 
 @pytest.mark.settings(**LANGUAGES, QUIET_HOURS="22:00-07:00")

@@ -6,42 +6,27 @@ the test moves."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_application, start_application
 from bot.config import Settings, load_settings
 from bot.flood import NOTICE, FloodGate, FloodLimits, gate_of
 from bot.sandbox.botapi import LoopbackBotApi
-from bot.services import Services
 from feedback.items import FeedbackItem
-from messages.contacts import Pseudonymizer
 from messages.i18n import translations
 from staff.models import Role
 from storage.database import Database
+from tests.clock import FakeClock
 from tests.phone import Phone, inline_data
-from tests.sandbox_fixtures import TEST_KEY, RunningBot
+from tests.sandbox_fixtures import RunningBot, bot_with
 from tests.test_e2e_onboarding import onboard
 from tests.test_e2e_shelter_updates import link
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 LIMIT = {"FLOOD_UPDATES": "8", "FLOOD_WINDOW_SECONDS": "30"}
 HELP_START = "This service shares checked information"
-
-
-@dataclass
-class Clock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 # --- the gate alone -------------------------------------------------------------------------
@@ -107,31 +92,12 @@ def test_a_wrong_limit_stops_start_up(value: str) -> None:
 # --- end to end -----------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def bot_with_clock(
-    api: LoopbackBotApi, database: Database, settings: Settings, clock: Clock
-) -> AsyncIterator[RunningBot]:
-    services = Services(
-        replace(settings, api_root=api.url), database, Pseudonymizer(TEST_KEY), clock=clock
-    )
-    application = build_application(services)
-    async with application:
-        await start_application(application)
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
-        try:
-            yield RunningBot(application, services)
-        finally:
-            await application.updater.stop()
-            await application.stop()
-
-
 @pytest.fixture
 async def clocked(
     bot_api: LoopbackBotApi, database: Database, settings: Settings
-) -> AsyncIterator[tuple[RunningBot, Clock]]:
-    clock = Clock()
-    async with bot_with_clock(bot_api, database, settings, clock) as bot:
+) -> AsyncIterator[tuple[RunningBot, FakeClock]]:
+    clock = FakeClock(T0)
+    async with bot_with(bot_api, database, settings, clock) as bot:
         yield bot, clock
 
 
@@ -142,7 +108,7 @@ async def item_texts(bot: RunningBot) -> list[str]:
 
 @pytest.mark.settings(**LIMIT)
 async def test_one_notice_nothing_lost_and_normal_again_after_the_window(
-    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, Clock]
+    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, FakeClock]
 ) -> None:
     bot, clock = clocked
     phone = Phone.of(bot_api, first_name="Amina", language_code="en")
@@ -179,7 +145,7 @@ async def test_one_notice_nothing_lost_and_normal_again_after_the_window(
 
 @pytest.mark.settings(**LIMIT)
 async def test_the_notice_is_in_the_persons_language(
-    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, Clock]
+    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, FakeClock]
 ) -> None:
     _bot, clock = clocked
     phone = Phone.of(bot_api, first_name="Huda", language_code="en")
@@ -193,7 +159,7 @@ async def test_the_notice_is_in_the_persons_language(
 
 @pytest.mark.settings(**LIMIT)
 async def test_taps_before_consent_are_limited_too(
-    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, Clock]
+    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, FakeClock]
 ) -> None:
     phone = Phone.of(bot_api, first_name="Amina", language_code="en")
     notice = await phone.send("/start")
@@ -210,7 +176,7 @@ async def test_taps_before_consent_are_limited_too(
 
 @pytest.mark.settings(**LIMIT)
 async def test_staff_are_not_limited(
-    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, Clock]
+    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, FakeClock]
 ) -> None:
     bot, _clock = clocked
     phone = Phone.of(bot_api, first_name="Rana", language_code="en")
@@ -223,7 +189,7 @@ async def test_staff_are_not_limited(
 
 @pytest.mark.settings(FLOOD_UPDATES="4", FLOOD_WINDOW_SECONDS="30")
 async def test_a_conversation_goes_on_after_the_flood(
-    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, Clock]
+    bot_api: LoopbackBotApi, clocked: tuple[RunningBot, FakeClock]
 ) -> None:
     """A person held back mid-registration picks up where they were once the pace drops."""
     _bot, clock = clocked

@@ -39,6 +39,7 @@ from bot.services import Services
 from messages.contacts import Pseudonymizer
 from messages.i18n import translations
 from storage.database import Database
+from tests.clock import FakeClock
 from tests.sandbox_fixtures import TEST_KEY
 
 # Updates are processed without the job queue running: registration timeouts are not fuzzed.
@@ -80,14 +81,6 @@ WORDS = st.one_of(
     st.sampled_from(STRANGE),
     st.builds(lambda c, n: c * n, st.sampled_from("aéب🙏\u200f"), st.sampled_from(HUGE)),
 )
-
-
-@dataclass
-class Clock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # --- actions: what one update in a sequence is --------------------------------------------
@@ -150,7 +143,7 @@ class Person:
 class Harness:
     api: LoopbackBotApi
     application: BotApplication
-    clock: Clock
+    clock: FakeClock
     failures: list[str] = field(default_factory=list)
     serials: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -362,7 +355,7 @@ class _Failures(logging.Handler):
 async def harness(
     bot_api: LoopbackBotApi, database: Database, settings: Settings
 ) -> AsyncIterator[Harness]:
-    clock = Clock()
+    clock = FakeClock(T0)
     services = Services(
         replace(settings, api_root=bot_api.url), database, Pseudonymizer(TEST_KEY), clock=clock
     )

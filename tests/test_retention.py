@@ -29,6 +29,7 @@ from privacy.retention import RetentionReport, apply_retention, count_due
 from staff.audit import AuditEvent
 from storage.base import utcnow
 from storage.database import Database, connect, upgrade
+from tests.clock import FakeClock
 from tests.test_cli import run_cli
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -37,14 +38,6 @@ PERIOD = timedelta(days=180)
 
 def ago(days: int) -> datetime:
     return NOW - timedelta(days=days)
-
-
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -241,7 +234,7 @@ async def retention_events(database: Database) -> list[AuditEvent]:
         )
 
 
-def job_context(database: Database, settings: Settings, clock: Clock) -> Any:
+def job_context(database: Database, settings: Settings, clock: FakeClock) -> Any:
     """What the job queue hands `retention_job`: the services in bot_data."""
     bot_data: dict[Any, Any] = {}
     install(bot_data, Services(settings, database, Pseudonymizer(b"k" * 32), clock=clock))
@@ -260,7 +253,7 @@ async def test_the_job_erases_exactly_what_is_older_than_the_period(
         before = await counts(session)
         assert before, "the items are counted"
         dry = await count_due(session, NOW, PERIOD)
-    clock = Clock()
+    clock = FakeClock(NOW)
     context = job_context(database, settings, clock)
 
     await retention_job(context)

@@ -40,9 +40,10 @@ from staff.models import LinkCode, Role, StaffMember
 from staff.tokens import issue_token
 from storage.base import utcnow
 from storage.database import Database
+from tests.clock import FakeClock
 from tests.phone import Phone
 from tests.sandbox_fixtures import RunningBot
-from tests.test_dashboard import NOW, PASSWORD, Clock, add_item, add_member, csrf_of
+from tests.test_dashboard import NOW, PASSWORD, add_item, add_member, csrf_of
 
 ADMIN, OFFICER, RESPONDER, FOCAL, VIEWER = (
     Role.ADMIN,
@@ -195,7 +196,7 @@ async def site(database: Database, settings: Settings) -> AsyncIterator[Site]:
         database,
         b"test-deployment-key-0123456789abcdef",
         settings,
-        clock=Clock(),
+        clock=FakeClock(NOW),
         limits=ThrottleLimits(per_name=50, per_address=50),
     )
     root = web.Application()

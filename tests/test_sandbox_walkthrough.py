@@ -14,6 +14,11 @@ from tests.test_sandbox_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 SCREENSHOT = Path("/tmp/sandbox_walkthrough.png")
 
 
+# The sandbox process starts (migrations, demo data) before the page can enable its input;
+# on a CI machine busy with other suites that has taken longer than Playwright's 5 s.
+STARTUP_MS = 15_000
+
+
 @pytest.mark.browser
 async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
     require_chromium()
@@ -36,7 +41,7 @@ async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
             await page.fill("#user-name", "Amina")
             await page.select_option("#user-lang", "en")
             await page.click("#user-save")
-            await expect(page.locator("#message-input")).to_be_enabled()
+            await expect(page.locator("#message-input")).to_be_enabled(timeout=STARTUP_MS)
             await say("/start")
             await expect(bot_messages.last).to_contain_text("Humanitarian responders")
             await page.locator(".inline-btn", has_text="Read more").click()
@@ -51,7 +56,7 @@ async def test_walkthrough_survives_a_restart(tmp_path: Path) -> None:
 
         with sandbox(tmp_path, port):
             await page.reload()
-            await expect(page.locator("#message-input")).to_be_enabled()
+            await expect(page.locator("#message-input")).to_be_enabled(timeout=STARTUP_MS)
             await say("/start")
             await expect(bot_messages.last).to_contain_text(
                 translations("es").gettext("Main menu. Choose what you need:")
@@ -79,7 +84,7 @@ async def test_a_newcomer_tries_every_service_on_the_demo_data(tmp_path: Path) -
             await page.fill("#user-name", "Amina")
             await page.select_option("#user-lang", "en")
             await page.click("#user-save")
-            await expect(page.locator("#message-input")).to_be_enabled()
+            await expect(page.locator("#message-input")).to_be_enabled(timeout=STARTUP_MS)
             await page.fill("#message-input", "/start")
             await page.press("#message-input", "Enter")
             await page.locator(".inline-btn", has_text="I agree").click()
