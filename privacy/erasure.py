@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from evacuation.registrations import Registration
@@ -69,52 +69,67 @@ async def anonymise_items(session: AsyncSession, item_ids: list[int], now: datet
     """Remove text, attachments, replies and the quoted message of these items; keep codes."""
     if not item_ids:
         return Erased()
-    attachments = await _deleted(
-        session, delete(Attachment).where(Attachment.item_id.in_(item_ids))
-    )
+    return await _anonymise(session, FeedbackItem.id.in_(item_ids), now)
+
+
+async def _anonymise(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> Erased:
+    items = select(FeedbackItem.id).where(which).scalar_subquery()
+    attachments = await _deleted(session, delete(Attachment).where(Attachment.item_id.in_(items)))
     replies = await _deleted(
         session,
-        update(Reply).where(Reply.item_id.in_(item_ids), Reply.text != "").values(text=""),
+        update(Reply).where(Reply.item_id.in_(items), Reply.text != "").values(text=""),
     )
-    items = await _deleted(
+    anonymised = await _deleted(
         session,
         update(FeedbackItem)
-        .where(FeedbackItem.id.in_(item_ids), FeedbackItem.erased_at.is_(None))
-        .values(
-            text="",
-            source_message_id=None,
-            contact_wanted=None,
-            # The suggestion keeps its codes (the record holds no text) and stays reviewable.
-            erased_at=now,
-        )
+        .where(which, FeedbackItem.erased_at.is_(None))
+        # The suggestion keeps its codes (the record holds no text) and stays reviewable.
+        .values(text="", source_message_id=None, contact_wanted=None, erased_at=now)
         .execution_options(synchronize_session=False),
     )
-    return Erased(items=items, attachments=attachments, replies=replies)
+    return Erased(items=anonymised, attachments=attachments, replies=replies)
 
 
 async def erase_contact(session: AsyncSession, contact: Contact, now: datetime) -> Erased:
     """The person's /delete, or the retention period of an inactive contact."""
-    item_ids = list(
-        await session.scalars(select(FeedbackItem.id).where(FeedbackItem.contact_id == contact.id))
-    )
-    erased = await anonymise_items(session, item_ids, now)
+    erased = await erase_contacts(session, [contact.id], now)
+    await session.refresh(contact)
+    return erased
+
+
+async def erase_contacts(session: AsyncSession, ids: list[int], now: datetime) -> Erased:
+    """Erase these contacts in a few set-based statements (the retention job's batches):
+    each becomes a tombstone with a random pseudonym and every other field emptied."""
+    if not ids:
+        return Erased()
+    erased = await _anonymise(session, FeedbackItem.contact_id.in_(ids), now)
     registrations = await _deleted(
-        session, delete(Registration).where(Registration.contact_id == contact.id)
+        session, delete(Registration).where(Registration.contact_id.in_(ids))
     )
-    stopped = await stop_contact(session, contact, now)
-    contact.pseudonym = TOMBSTONE_PREFIX + secrets.token_hex(16)
-    contact.language = None
-    contact.language_chosen = False
-    contact.recent_languages = None
-    contact.consent_version = None
-    contact.consent_at = None
-    contact.consent_withdrawn_at = None
-    contact.area_code = None
-    contact.area_name = None
-    contact.last_seen_at = None
-    contact.unreachable_at = contact.unreachable_at or now
-    contact.erased_at = now
-    await session.flush()
+    stopped = await _stop(session, ids)
+    await session.execute(
+        update(Contact)
+        .where(Contact.id.in_(ids))
+        .values(
+            language=None,
+            language_chosen=False,
+            recent_languages=None,
+            consent_version=None,
+            consent_at=None,
+            consent_withdrawn_at=None,
+            area_code=None,
+            area_name=None,
+            last_seen_at=None,
+            unreachable_at=func.coalesce(Contact.unreachable_at, now),
+            erased_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    # One random pseudonym each: not the keyed hash, so nothing leads back to the person.
+    await session.execute(
+        update(Contact),
+        [{"id": i, "pseudonym": TOMBSTONE_PREFIX + secrets.token_hex(16)} for i in ids],
+    )
     return erased + stopped + Erased(registrations=registrations)
 
 
@@ -130,21 +145,26 @@ async def withdraw_consent(session: AsyncSession, contact: Contact, now: datetim
 
 async def stop_contact(session: AsyncSession, contact: Contact, now: datetime) -> Erased:
     """Forget how to reach the contact: address, subscriptions, broadcasts still queued."""
+    stopped = await _stop(session, [contact.id])
+    # The relationships loaded on the contact must not resurrect what was just deleted.
+    session.expire(contact, ["address", "subscriptions"])
+    return stopped
+
+
+async def _stop(session: AsyncSession, ids: list[int]) -> Erased:
     subscriptions = await _deleted(
-        session, delete(Subscription).where(Subscription.contact_id == contact.id)
+        session, delete(Subscription).where(Subscription.contact_id.in_(ids))
     )
-    await session.execute(delete(ContactAddress).where(ContactAddress.contact_id == contact.id))
+    await session.execute(delete(ContactAddress).where(ContactAddress.contact_id.in_(ids)))
     queued = await _deleted(
         session,
         update(OutboxMessage)
         .where(
-            OutboxMessage.contact_id == contact.id,
+            OutboxMessage.contact_id.in_(ids),
             OutboxMessage.state == OutboxState.QUEUED.value,
         )
         .values(state=OutboxState.CANCELLED.value),
     )
-    # The relationships loaded on the contact must not resurrect what was just deleted.
-    session.expire(contact, ["address", "subscriptions"])
     return Erased(subscriptions=subscriptions, queued_messages=queued)
 
 
