@@ -25,7 +25,14 @@ from feedback.review import format_response_times, response_times
 from messages.detection import detect
 from messages.importing import import_file
 from privacy.retention import apply_retention, count_due
-from staff.access import StaffError, add_staff, change_role, deactivate, list_staff
+from staff.access import (
+    StaffError,
+    add_staff,
+    change_role,
+    deactivate,
+    list_staff,
+    reissue_code,
+)
 from staff.audit import Action, Actor, recent, record
 from staff.models import Role, StaffMember
 from staff.tokens import issue_token
@@ -83,7 +90,8 @@ def staff_target(staff_id: int) -> str:
 
 
 async def staff_change(settings: Settings, args: argparse.Namespace) -> int:
-    """`staff role STAFF_ID ROLE` and `staff deactivate STAFF_ID`, each recorded."""
+    """`staff role STAFF_ID ROLE`, `staff deactivate STAFF_ID` and `staff code STAFF_ID`, each
+    recorded."""
     database = await open_database(settings)
     now = utcnow()
     target = staff_target(args.staff_id)
@@ -96,6 +104,13 @@ async def staff_change(settings: Settings, args: argparse.Namespace) -> int:
                     session, Action.ROLE_CHANGE, now, actor=CLI, target=target, detail=change
                 )
                 done = f"{member.name} (staff #{member.id}) is now {member.role.value}."
+            elif args.staff_command == "code":
+                issued = await reissue_code(session, args.staff_id, now)
+                await record(session, Action.LINK_CODE, now, actor=CLI, target=target)
+                done = (
+                    f"One-time link code for staff #{issued.staff_id}: {issued.code}\n"
+                    f"Valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC."
+                )
             else:
                 member = await deactivate(session, args.staff_id)
                 await record(session, Action.STAFF_DEACTIVATED, now, actor=CLI, target=target)

@@ -60,6 +60,13 @@ def parser() -> argparse.ArgumentParser:
         help="end a staff member's access at once: Telegram, dashboard and API (recorded)",
     )
     deactivate.add_argument("staff_id", type=int, help="the id shown by `staff list`")
+    code = staff.add_parser(
+        "code",
+        help="print a new one-time link code for an active staff member (recorded)",
+        description="For a code that expired unused, or a staff member on a new phone: "
+        "the account that sends the new code becomes the member's linked account.",
+    )
+    code.add_argument("staff_id", type=int, help="the id shown by `staff list`")
     importing = commands.add_parser(
         "import",
         help="import shelters, consulates or places from CSV (HXL tags welcome) or JSON",
@@ -195,7 +202,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await sender_command(settings, args.name)
     if args.command == "staff" and args.staff_command == "password":
         return await staff_password(settings, args.staff_id)
-    if args.command == "staff" and args.staff_command in ("role", "deactivate"):
+    if args.command == "staff" and args.staff_command in ("role", "deactivate", "code"):
         return await admin.staff_change(settings, args)
     if args.command == "retention":
         return await admin.retention_command(settings, args.dry_run)

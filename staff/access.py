@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from staff.models import LinkCode, Role, StaffMember
@@ -91,6 +91,20 @@ async def deactivate(session: AsyncSession, staff_id: int) -> StaffMember:
     member.active = False
     await session.flush()
     return member
+
+
+async def reissue_code(session: AsyncSession, staff_id: int, now: datetime) -> IssuedCode:
+    """A new one-time code for an active staff member; their earlier unused codes stop
+    working, so only the code just handed over can link an account."""
+    member = await _active(session, staff_id)
+    await session.execute(
+        update(LinkCode)
+        .where(
+            LinkCode.staff_id == member.id, LinkCode.used_at.is_(None), LinkCode.expires_at > now
+        )
+        .values(expires_at=now)
+    )
+    return await issue_code(session, member, now)
 
 
 async def _active(session: AsyncSession, staff_id: int) -> StaffMember:

@@ -75,6 +75,8 @@ async def test_the_command_line_records_staff_changes_and_exports(tmp_path: Path
         return result
 
     await asyncio.to_thread(cli, "staff", "add", "--role", "responder", "Rana Haddad")
+    code = await asyncio.to_thread(cli, "staff", "code", "1")
+    assert code.stdout.startswith("One-time link code for staff #1: STAFF-")
     password = await asyncio.to_thread(
         cli_with_input, "a long enough password\n", "staff", "password", "1", env=env
     )
@@ -103,6 +105,7 @@ async def test_the_command_line_records_staff_changes_and_exports(tmp_path: Path
         assert await events(database) == [
             ("cli", None, "staff_added", "staff:1", "responder"),
             ("cli", None, "link_code", "staff:1", None),
+            ("cli", None, "link_code", "staff:1", None),
             ("cli", None, "password_set", "staff:1", None),
             ("cli", None, "role_change", "staff:1", "responder>admin"),
             ("cli", None, "staff_deactivated", "staff:1", None),
@@ -121,8 +124,8 @@ async def test_the_command_line_records_staff_changes_and_exports(tmp_path: Path
     listed = await asyncio.to_thread(cli, "audit", "--limit", "2")
     lines = [line.split("\t") for line in listed.stdout.splitlines()]
     assert [(line[0], line[2], line[4], line[5]) for line in lines] == [
-        ("9", "cli", "export", "aggregates.csv"),
-        ("8", "cli", "export", "items.csv"),
+        ("10", "cli", "export", "aggregates.csv"),
+        ("9", "cli", "export", "items.csv"),
     ]
     assert lines[0][1].endswith(" UTC") and lines[0][3] == "-"
     roles = await asyncio.to_thread(cli, "audit", "--action", "role_change")

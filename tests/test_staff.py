@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from staff.access import CODE_PATTERN, add_staff, allowed, find_staff, redeem_code
+import pytest
+
+from staff.access import (
+    CODE_PATTERN,
+    StaffError,
+    add_staff,
+    allowed,
+    deactivate,
+    find_staff,
+    redeem_code,
+    reissue_code,
+)
 from staff.models import Role, StaffMember
 from storage.database import Database
 
@@ -32,6 +43,28 @@ async def test_expired_and_unknown_codes_fail(database: Database) -> None:
     async with database.transaction() as session:
         assert await redeem_code(session, issued.code, "p", later) is None
         assert await redeem_code(session, "STAFF-AAAA-BBBB", "p", NOW) is None
+
+
+async def test_a_reissued_code_links_and_the_earlier_one_stops(database: Database) -> None:
+    async with database.transaction() as session:
+        first = await add_staff(session, "Rana", Role.RESPONDER, NOW)
+    later = NOW + timedelta(hours=30)  # the first code expired unused
+    async with database.transaction() as session:
+        second = await reissue_code(session, first.staff_id, later)
+        third = await reissue_code(session, first.staff_id, later)
+    assert second.code != third.code and third.expires_at == later + timedelta(hours=24)
+    async with database.transaction() as session:
+        assert await redeem_code(session, first.code, "p", later) is None, "expired"
+        assert await redeem_code(session, second.code, "p", later) is None, "replaced"
+        member = await redeem_code(session, third.code, "new-phone", later)
+        assert member is not None and member.id == first.staff_id
+    async with database.transaction() as session:
+        await deactivate(session, first.staff_id)
+    async with database.transaction() as session:
+        with pytest.raises(StaffError, match="not active"):
+            await reissue_code(session, first.staff_id, later)
+        with pytest.raises(StaffError, match="no staff member 99"):
+            await reissue_code(session, 99, later)
 
 
 async def test_an_account_moves_to_the_newest_code(database: Database) -> None:
