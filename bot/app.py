@@ -15,6 +15,7 @@ from telegram.ext import (
 
 from bot.commands import register_commands
 from bot.config import SANDBOX_TOKEN, Settings
+from bot.conversations import ConversationMemory, StateProcessor, StoredConversation
 from bot.errors import on_error
 from bot.flood import GROUP as FLOOD_GROUP
 from bot.flood import FloodLimits
@@ -37,11 +38,12 @@ from bot.flows import (
     staff,
     subscriptions,
 )
-from bot.persistence import FlowPersistence
 from bot.sender import start_in_application
 from bot.services import Services, install, services_of, services_of_app
 from evacuation.registrations import purge_stale_drafts
+from inbox.updates import purge_done
 from privacy.retention import apply_retention
+from storage.locks import exclusive
 
 log = logging.getLogger("crisis_comms.app")
 # The Application as ApplicationBuilder builds it; its generic parameters do not matter here.
@@ -51,14 +53,15 @@ BotApplication: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 def build_application(services: Services) -> BotApplication:
     settings = services.settings
     token = settings.token or SANDBOX_TOKEN
+    memory = ConversationMemory(services.db, services.clock)
+    processor = StateProcessor(concurrency(services), memory, services.metrics)
     application = (
         ApplicationBuilder()
         .token(token)
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=3))
-        .concurrent_updates(False)  # one update at a time keeps each chat's order
-        .persistence(FlowPersistence(services.db))
+        .concurrent_updates(processor)
         .build()
     )
     install(application.bot_data, services)
@@ -67,6 +70,7 @@ def build_application(services: Services) -> BotApplication:
         FloodLimits(settings.services.flood_updates, settings.services.flood_window),
     )
     add_handlers(application, settings)
+    memory.track(stored_conversations(application))
     assert application.job_queue is not None
     application.job_queue.run_repeating(purge_drafts, interval=3600, first=0)
     # Personal data past RETENTION_DAYS is erased or anonymised (privacy/retention.py).
@@ -76,7 +80,29 @@ def build_application(services: Services) -> BotApplication:
     application.job_queue.run_repeating(digest.digest_job, interval=60, first=30)
     # Replies recorded on the dashboard (or left pending by a lost connection) go out here.
     application.job_queue.run_repeating(responders.replies_job, interval=2, first=2)
+    # Processed webhook updates are kept a day to recognise repeats (inbox/updates.py).
+    application.job_queue.run_repeating(inbox_purge_job, interval=3600, first=600)
     return application
+
+
+def concurrency(services: Services) -> int:
+    """Updates processed at once. Polling hands updates over in one queue, whose order only
+    one at a time keeps; webhook workers on PostgreSQL get whole chats from the inbox, so
+    several chats can go at once. SQLite has one writer: one at a time there too."""
+    settings = services.settings
+    postgres = services.db.engine.dialect.name == "postgresql"
+    if settings.mode == "webhook" and postgres:
+        return settings.services.worker_concurrency
+    return 1
+
+
+def stored_conversations(application: BotApplication) -> list[StoredConversation]:
+    return [
+        handler
+        for group in application.handlers.values()
+        for handler in group
+        if isinstance(handler, StoredConversation)
+    ]
 
 
 async def start_application(application: BotApplication) -> None:
@@ -124,20 +150,42 @@ def add_handlers(application: BotApplication, settings: Settings) -> None:
     application.add_error_handler(on_error)
 
 
+# Every bot and worker process runs the jobs below; on a shared PostgreSQL database a
+# process that finds another one in the job's section (storage/locks.py) skips that run.
+
+
 async def purge_drafts(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Unfinished registrations nobody touched for the retention period are deleted."""
     services = services_of(context)
-    async with services.db.transaction() as session:
-        await purge_stale_drafts(
-            session, services.settings.services.draft_retention, services.clock()
-        )
+    async with exclusive(services.db, "purge_drafts") as held:
+        if not held:
+            return
+        async with services.db.transaction() as session:
+            await purge_stale_drafts(
+                session, services.settings.services.draft_retention, services.clock()
+            )
 
 
 async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Erase or anonymise what the retention period has run out for (batched, audited)."""
     services = services_of(context)
-    report = await apply_retention(
-        services.db, services.clock(), services.settings.services.retention
-    )
+    async with exclusive(services.db, "retention") as held:
+        if not held:
+            return
+        report = await apply_retention(
+            services.db, services.clock(), services.settings.services.retention
+        )
     if report:
         log.info("retention: %s", report.describe())
+
+
+async def inbox_purge_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Delete processed inbox updates older than a day (Telegram has stopped redelivering)."""
+    services = services_of(context)
+    async with exclusive(services.db, "inbox_purge") as held:
+        if not held:
+            return
+        async with services.db.transaction() as session:
+            purged = await purge_done(session, services.clock())
+    if purged:
+        log.info("inbox: %d processed updates purged", purged)

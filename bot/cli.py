@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot import report_commands
 from bot.config import ConfigError, Settings, load_settings
@@ -122,6 +123,18 @@ def parser() -> argparse.ArgumentParser:
         "name of its own (and set SENDER_IN_BOT=false on the bot if only these should send).",
     )
     sender.add_argument("--name", help="this process's name (default: SENDER_NAME)")
+    worker = commands.add_parser(
+        "worker",
+        help="process the webhook's inbox (extra worker processes beside the bot, PostgreSQL)",
+        description="Processes updates kept by the webhook until stopped (SIGTERM/Ctrl+C). "
+        "Workers share the inbox: each chat's updates go in order, through one worker at a "
+        "time; workers can be added and stopped while the others run. Needs "
+        "TELEGRAM_MODE=webhook and the bot's settings.",
+    )
+    worker.add_argument("--name", help="this process's name (default: WORKER_NAME)")
+    worker.add_argument(
+        "--port", type=int, help="serve /healthz, /readyz and /metrics on this port"
+    )
     retention = commands.add_parser(
         "retention",
         help="erase personal data older than RETENTION_DAYS now (the bot does it hourly)",
@@ -166,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"crisis-comms: configuration error: {error}", file=sys.stderr)
         return 2
-    configure(settings.log_level)
+    configure(settings.log_level, log_format=settings.log_format)
     try:
         return asyncio.run(dispatch(args, settings))
     except KeyboardInterrupt:
@@ -196,10 +209,16 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await admin.registrations_command(settings, args)
     if args.command == "import":
         return await admin.import_command(settings, args.import_kind, args.file, args.by)
+    if args.command == "worker":
+        from bot.runner import work
+
+        name = (args.name or "")[:64] or settings.services.worker_name
+        named = replace(settings.services, worker_name=name)
+        return await work(replace(settings, services=named), args.port)
     if args.command == "sender":
         from bot.sender import command as sender_command
 
-        return await sender_command(settings, args.name)
+        return await sender_command(settings, (args.name or "")[:64] or None)
     if args.command == "staff" and args.staff_command == "password":
         return await staff_password(settings, args.staff_id)
     if args.command == "staff" and args.staff_command in ("role", "deactivate", "code"):

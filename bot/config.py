@@ -70,6 +70,10 @@ class ServiceSettings:
     # household registration, counters and all, is about 25 taps; a script sends hundreds.
     flood_updates: int = 30
     flood_window: timedelta = timedelta(seconds=30)
+    # Webhook workers (bot/worker.py): this process's name in the inbox's heartbeats, and how
+    # many chats it processes at once on PostgreSQL (SQLite: one at a time, its one writer).
+    worker_name: str | None = None  # None: "worker@host:pid"
+    worker_concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Settings:
     webhook_secret: str | None
     log_level: str
     services: ServiceSettings = field(default_factory=ServiceSettings)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (bot/logs.py)
 
     @property
     def sandbox(self) -> bool:
@@ -171,6 +176,7 @@ def _parse(values: dict[str, str]) -> Settings:
         webhook_secret=webhook_secret,
         log_level=_log_level(get("LOG_LEVEL", "INFO") or "INFO"),
         services=_services(get),
+        log_format=_log_format(get("LOG_FORMAT", "text") or "text"),
     )
 
 
@@ -211,6 +217,8 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         sender_in_bot=_flag(get("SENDER_IN_BOT"), "SENDER_IN_BOT", default=True),
         flood_updates=_count(get("FLOOD_UPDATES"), "FLOOD_UPDATES", 30),
         flood_window=timedelta(seconds=positive("FLOOD_WINDOW_SECONDS", 30)),
+        worker_name=(get("WORKER_NAME") or "")[:64] or None,
+        worker_concurrency=_count(get("WORKER_CONCURRENCY"), "WORKER_CONCURRENCY", 8),
     )
 
 
@@ -418,6 +426,14 @@ def _pseudonym_key(value: str | None, *, required: bool) -> bytes | None:
     if len(value) < 32:
         raise ConfigError("PSEUDONYM_KEY", "must be at least 32 characters long")
     return value.encode("utf-8")
+
+
+def _log_format(value: str) -> Literal["text", "json"]:
+    if value.lower() == "json":
+        return "json"
+    if value.lower() != "text":
+        raise ConfigError("LOG_FORMAT", f"must be text or json, not {value!r}")
+    return "text"
 
 
 def _log_level(value: str) -> str:

@@ -16,6 +16,7 @@ from telegram.ext import ContextTypes
 
 from bot.people import hinted_language, pseudonym_of
 from bot.services import services_of
+from bot.worker import note_error
 from messages.contacts import mark_unreachable
 from messages.i18n import translations
 
@@ -45,6 +46,11 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if error is None:
         return
     update_id = update.update_id if isinstance(update, Update) else None
+    if note_error(error):  # an inbox update, tried again once the database answers
+        services_of(context).metrics.errors.labels(kind="database").inc()
+        log.warning("handler: database unreachable, update_id=%s will be retried", update_id)
+        return
+    services_of(context).metrics.errors.labels(kind="handler").inc()
     if isinstance(update, Update) and isinstance(error, Forbidden):
         await _mark_blocked(update, context)
         log.info("recipient unreachable (403) update_id=%s", update_id)

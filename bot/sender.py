@@ -345,8 +345,14 @@ def sender_settings(
     settings: Settings, name: str | None = None, role: str = "sender"
 ) -> SenderSettings:
     service = settings.services
+    if role == "bot" and settings.mode == "webhook" and not service.sender_name:
+        # Several bot processes may run on one host: each needs a name of its own.
+        name = (
+            name
+            or f"bot@{service.worker_name or socket.gethostname() + ':' + str(settings.web_port)}"
+        )
     return SenderSettings(
-        name=name or service.sender_name or default_name(role),
+        name=(name or service.sender_name or default_name(role))[:64],
         rate=service.broadcast_rate,
         batch=max(1, min(100, round(service.broadcast_rate))),  # about a second of sends
         quiet_hours=service.quiet_hours,

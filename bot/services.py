@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from telegram import Update
 from telegram.ext import Application, BaseHandler, ContextTypes
 
 from bot.config import Settings
+from bot.metrics import Metrics
 from messages.contacts import Pseudonymizer
 from storage.base import utcnow
 from storage.database import Database
@@ -26,6 +27,7 @@ class Services:
     db: Database
     pseudonymize: Pseudonymizer
     clock: Callable[[], datetime] = utcnow
+    metrics: Metrics = field(default_factory=Metrics)  # this process's /metrics
 
 
 def install(bot_data: dict[Any, Any], services: Services) -> None:

@@ -139,13 +139,8 @@ def mount_staff_api(root: web.Application, api: StaffApi) -> None:
 
 
 def standalone_app(api: StaffApi) -> web.Application:
-    """A server with only the API (and a health check), for polling mode."""
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
+    """A server with only the API, for polling mode (the runner adds /healthz and co.)."""
     root = protect(web.Application())
-    root.router.add_get("/healthz", health)
     mount_staff_api(root, api)
     return root
 

@@ -4,6 +4,7 @@
 - The same words again within ``Limits.repeat_window`` count on the first item (``repeats``)
   and get the same reference back, instead of filling the queue with copies.
 - Words that follow a need pick (within ``Limits.words_window``) complete that item.
+- The same Telegram message again (an update retried after a crash) changes nothing.
 - Past ``Limits.flood_messages`` messages in ``Limits.flood_window``, everything is still kept;
   the channel sends one slow-down notice, then stays quiet until the pace drops.
 """
@@ -37,6 +38,8 @@ class Outcome(enum.Enum):
     NEW = "new"
     REPEAT = "repeat"  # the same words again: counted on the earlier item
     ADDED = "added"  # words completing a need pick
+    # The very same message taken again (an update retried after a crash): nothing changes.
+    ALREADY = "already"
 
 
 class Pace(enum.Enum):
@@ -82,6 +85,8 @@ async def take_message(
     session: AsyncSession, message: Received, coder: Coder, limits: Limits = Limits()
 ) -> Intake:
     latest = await latest_item(session, message.contact_id)
+    if latest is not None and _taken_already(latest, message):
+        return Intake((latest,), Outcome.ALREADY, Pace.NORMAL)
     pace = await _pace(session, message, limits)
     if latest is not None and _same_words(latest, message, limits):
         latest.repeats += 1
@@ -90,6 +95,7 @@ async def take_message(
     if latest is not None and _awaits_words(latest, message, limits):
         latest.text = message.text[:MAX_TEXT]
         latest.language = message.language
+        latest.source_message_id = message.source_message_id
         if message.attachment is not None:
             latest.attachments.append(message.attachment)
         await code_item(session, latest, coder)
@@ -110,6 +116,15 @@ async def take_message(
         await code_item(session, item, coder)
         items.append(item)
     return Intake(tuple(items), Outcome.NEW, pace)
+
+
+def _taken_already(latest: FeedbackItem, message: Received) -> bool:
+    """The same Telegram message with the same words (an edit is new information). A chat's
+    updates are processed in order, so a retried one finds its item the latest."""
+    if message.source_message_id is None or latest.source_message_id != message.source_message_id:
+        return False
+    parts = split_text(message.text)
+    return (parts[-1] if parts else "") == latest.text
 
 
 async def take_needs(

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.locks import lock_transaction
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -67,8 +69,12 @@ def alembic_config() -> Config:
 
 
 async def upgrade(database: Database, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to `revision` on the database's own connection."""
+    """Apply the Alembic migrations up to `revision` on the database's own connection.
+
+    Processes starting at once take turns (an advisory lock held until the migrations'
+    transaction commits): one migrates, the next finds the schema current."""
     async with database.engine.begin() as connection:
+        await lock_transaction(connection, "migrations")
         await connection.run_sync(_upgrade, revision)
 
 

@@ -8,6 +8,9 @@ from feedback.protection import ProtectionAlert
 from feedback.replies import Reply
 from feedback.review import ItemEvent
 from feedback.rollups import FeedbackCount
+from inbox.conversations import ConversationState
+from inbox.updates import InboxUpdate
+from inbox.workers import WorkerBeat
 from messages.broadcasts import Broadcast
 from messages.consulates import Mission
 from messages.contacts import Contact, ContactAddress, Subscription
@@ -27,9 +30,11 @@ __all__ = [
     "Broadcast",
     "Contact",
     "ContactAddress",
+    "ConversationState",
     "Correction",
     "FeedbackCount",
     "FeedbackItem",
+    "InboxUpdate",
     "ItemCode",
     "ItemEvent",
     "LinkCode",
@@ -46,5 +51,6 @@ __all__ = [
     "ShelterChange",
     "StaffMember",
     "Subscription",
+    "WorkerBeat",
     "metadata",
 ]

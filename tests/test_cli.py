@@ -51,7 +51,7 @@ def test_db_upgrade_and_staff_add(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "CRISIS_DATA_DIR": str(tmp_path)}
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0009" in upgraded.stdout
+    assert "database at revision 0010" in upgraded.stdout
     added = run_cli("staff", "add", "--role", "responder", "Rana Haddad", env=env)
     assert added.returncode == 0, added.stderr
     assert re.search(r"One-time link code: STAFF-[A-Z0-9]{4}-[A-Z0-9]{4}", added.stdout)

@@ -729,6 +729,8 @@ async def test_the_dashboard_is_served_in_sandbox_and_polling_modes(
 
     import aiohttp
 
+    from bot.metrics import Metrics
+    from bot.operations import Probe
     from bot.runner import _bot_api, _start_api_site
     from bot.staff_api import StaffApi
 
@@ -741,7 +743,10 @@ async def test_the_dashboard_is_served_in_sandbox_and_polling_modes(
     async with aiohttp.ClientSession() as http:
         polling = replace(settings, web_port=free_port())
         runner = await _start_api_site(
-            StaffApi(database, key, polling), Dashboard(database, key, polling), polling
+            StaffApi(database, key, polling),
+            Dashboard(database, key, polling),
+            polling,
+            Probe(database, Metrics()),
         )
         assert runner is not None
         try:

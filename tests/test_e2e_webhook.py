@@ -1,37 +1,33 @@
-"""Webhook mode: updates posted to our aiohttp server reach the bot; strangers are refused."""
+"""Webhook mode end to end: Telegram posts each update, the bot keeps it in the inbox before
+answering 200, and workers (here, bot processes on one database) process it from there."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from sqlalchemy import func, select
 
-from bot.app import build_application, start_application
+from bot.config import Settings
 from bot.sandbox.botapi import LoopbackBotApi
-from bot.webhook import SECRET_HEADER, WEBHOOK_PATH, webhook_app
-from tests.sandbox_fixtures import StartBot
+from bot.webhook import SECRET_HEADER
+from feedback.items import FeedbackItem
+from inbox import updates as inbox
+from inbox import workers
+from inbox.updates import InboxUpdate
+from messages.contacts import Contact
+from storage.base import utcnow
+from storage.database import Database
+from tests.phone import Phone
+from tests.test_e2e_consulates import missions  # noqa: F401 - a fixture
+from tests.test_e2e_onboarding import onboard
+from tests.webhook_delivery import SECRET, delivering, webhook_bot
 
-SECRET = "s3cret-token-for-tests"
-
-
-@pytest.fixture
-async def webhook_url(start_bot: StartBot, bot_api: LoopbackBotApi) -> AsyncIterator[str]:
-    async with start_bot() as polling_bot:
-        services = polling_bot.services
-    application = build_application(services)
-    async with application:
-        await start_application(application)
-        runner = web.AppRunner(webhook_app(application, SECRET))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        yield f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-        await runner.cleanup()
-        await application.stop()
+CONSULATES = "🏛 Consulate contacts"
+REGISTER = "🚌 Register for evacuation or transport"
 
 
 def start_update(user_id: int, update_id: int = 1) -> dict[str, object]:
@@ -48,26 +44,231 @@ def start_update(user_id: int, update_id: int = 1) -> dict[str, object]:
     }
 
 
-async def test_webhook_checks_the_secret_and_delivers(
-    webhook_url: str, bot_api: LoopbackBotApi
+async def inbox_rows(database: Database) -> list[InboxUpdate]:
+    async with database.transaction() as session:
+        return list((await session.execute(select(InboxUpdate))).scalars())
+
+
+async def settled(database: Database, count: int, timeout: float = 20.0) -> None:  # noqa: ASYNC109
+    """Wait until `count` updates are processed and none is open."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await inbox_rows(database)
+        done = [row for row in rows if row.processed_at is not None]
+        if len(done) >= count and len(done) == len(rows):
+            return
+        assert time.monotonic() < deadline, f"{len(done)} of {count} processed"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_webhook_checks_the_secret_and_keeps_before_answering(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
 ) -> None:
     user = bot_api.add_user(first_name="Amina", language_code="en")
-    # Telegram lets a bot write only to people who wrote first: open the chat. That message
-    # waits in the loopback server's getUpdates queue, which nobody polls in webhook mode.
+    # Telegram lets a bot write only to people who wrote first: open the chat (that message
+    # waits in the loopback server's queue, which nobody reads here).
     await bot_api.send_text(user.id, "/start")
-    async with aiohttp.ClientSession() as http:
-        async with http.post(webhook_url, json=start_update(user.id)) as response:
+    async with webhook_bot(bot_api, database, settings) as bot, aiohttp.ClientSession() as http:
+        async with http.post(bot.url, json=start_update(user.id)) as response:
             assert response.status == 403
-        headers = {SECRET_HEADER: "wrong"}
-        async with http.post(webhook_url, json=start_update(user.id), headers=headers) as response:
+        wrong = {SECRET_HEADER: "wrong"}
+        async with http.post(bot.url, json=start_update(user.id), headers=wrong) as response:
             assert response.status == 403
         headers = {SECRET_HEADER: SECRET}
-        async with http.post(webhook_url, data=b"{not json", headers=headers) as response:
+        async with http.post(bot.url, data=b"{not json", headers=headers) as response:
             assert response.status == 400
         big = b"x" * (2 * 1024 * 1024)
-        async with http.post(webhook_url, data=big, headers=headers) as response:
+        async with http.post(bot.url, data=big, headers=headers) as response:
             assert response.status == 413
-        async with http.post(webhook_url, json=start_update(user.id), headers=headers) as response:
+        assert await inbox_rows(database) == [], "nothing refused was kept"
+        async with http.post(bot.url, json=start_update(user.id), headers=headers) as response:
             assert response.status == 200
-    [event] = await bot_api.wait_for_bot(user.id, count=1, timeout=10)
-    assert event.message is not None and "Humanitarian responders" in (event.message.text or "")
+        [event] = await bot_api.wait_for_bot(user.id, count=1, timeout=10)
+        assert event.message is not None and "Humanitarian responders" in (event.message.text or "")
+        await settled(database, 1)
+        [row] = await inbox_rows(database)
+        assert (row.update_id, row.outcome, row.attempts) == (1, "ok", 1)
+
+
+async def test_a_crash_after_the_200_loses_nothing(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """The updates were acknowledged by a process that then died before processing them:
+    the next process to start answers every one, in order."""
+    phone = Phone.of(bot_api, first_name="Amina", language_code="en")
+    async with (
+        webhook_bot(bot_api, database, settings, work=False) as crashed,
+        delivering(bot_api, crashed.url) as delivery,
+    ):
+        await bot_api.send_text(phone.user_id, "/start")
+        await bot_api.send_text(phone.user_id, "/help")
+        deadline = time.monotonic() + 10
+        while len(await inbox_rows(database)) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    assert delivery.refused == []
+    assert bot_api.pending_bot_events(phone.user_id) == [], "acknowledged, not processed"
+    assert bot_api.pending_updates() == [], "Telegram holds nothing more: it got its 200s"
+    async with webhook_bot(bot_api, database, settings, name="worker-2"):
+        notice = await phone.next_message()
+        assert "Humanitarian responders" in (notice.text or "")
+        await phone.next_message()  # /help before consent: the notice's answer again
+        await settled(database, 2)
+
+
+async def test_a_repeated_delivery_is_processed_once(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    user = bot_api.add_user(first_name="Amina", language_code="en")
+    await bot_api.send_text(user.id, "/start")
+    async with webhook_bot(bot_api, database, settings) as bot, aiohttp.ClientSession() as http:
+        for _ in range(3):  # Telegram resends when our 200 was lost on the way
+            async with http.post(
+                bot.url, json=start_update(user.id, 7), headers={SECRET_HEADER: SECRET}
+            ) as response:
+                assert response.status == 200
+        await settled(database, 1)
+        received = bot.services.metrics.received
+        assert received.labels(outcome="new")._value.get() == 1
+        assert received.labels(outcome="repeat")._value.get() == 2
+    events = bot_api.pending_bot_events(user.id)
+    assert [event.kind for event in events] == ["send"], "one answer"
+
+
+@pytest.mark.usefixtures("missions")
+async def test_conversations_go_on_in_another_worker(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """A question asked by one process is answered through another: the conversation's
+    state lives in the database, not in the process that asked."""
+    asker, register = (Phone.of(bot_api, first_name=n, language_code="en") for n in "AB")
+    async with (
+        webhook_bot(bot_api, database, settings, name="first") as first,
+        delivering(bot_api, first.url),
+    ):
+        await onboard(asker)
+        await onboard(register)
+        asked = await asker.send(CONSULATES)
+        assert "Type the country" in (asked.text or "")
+        scope = await register.send(REGISTER)
+        people = await register.tap(scope, "Just me")
+    async with (
+        webhook_bot(bot_api, database, settings, name="second") as second,
+        delivering(bot_api, second.url),
+    ):
+        choices = await asker.send("Siria")  # without the state: a feedback receipt
+        assert choices.text == "Did you mean:"
+        nationality = await register.tap(people, "18 to 59")
+        assert "nationality" in (nationality.text or "").lower()
+    async with database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(FeedbackItem)) == 0
+
+
+async def test_two_workers_keep_each_persons_order(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """Two processes share the inbox; five people each send four messages at once: every
+    message becomes an item, each person's in the order they sent them."""
+    phones = [Phone.of(bot_api, first_name=f"P{n}", language_code="en") for n in range(5)]
+    async with (
+        webhook_bot(bot_api, database, settings, name="one") as one,
+        webhook_bot(bot_api, database, settings, name="two") as two,
+        delivering(bot_api, one.url, two.url),
+    ):
+        for phone in phones:
+            await onboard(phone)
+        await settled(database, onboarded := len(await inbox_rows(database)))
+        for round_ in range(4):
+            for phone in phones:
+                await bot_api.send_text(phone.user_id, f"water point {round_} is broken")
+        await settled(database, onboarded + 20)
+    async with database.transaction() as session:
+        rows = (
+            await session.execute(
+                select(
+                    FeedbackItem.contact_id, FeedbackItem.source_message_id, FeedbackItem.text
+                ).order_by(FeedbackItem.id)
+            )
+        ).all()
+        people = await session.scalar(select(func.count()).select_from(Contact))
+    assert people == 5 and len(rows) == 20
+    by_person: dict[int, list[Any]] = {}
+    for contact_id, message_id, text in rows:
+        by_person.setdefault(contact_id, []).append((message_id, text))
+    for items in by_person.values():
+        assert [text for _, text in items] == [f"water point {n} is broken" for n in range(4)]
+        assert [m for m, _ in items] == sorted(m for m, _ in items)
+    workers = {row.claimed_by for row in await inbox_rows(database)}
+    assert workers == {"one", "two"}, "both worked"
+
+
+@pytest.mark.settings(REGISTRATION_TIMEOUT_MINUTES="0.02")
+async def test_a_registration_timer_of_another_worker_does_not_pause_it(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """Answers alternate between two processes: each sets a timer, and only the timer of the
+    last answer pauses the registration (once), not the earlier ones of the other process."""
+    phone = Phone.of(bot_api, first_name="Amina", language_code="en")
+    async with (
+        webhook_bot(bot_api, database, settings, name="one") as one,
+        webhook_bot(bot_api, database, settings, name="two") as two,
+        delivering(bot_api, one.url, two.url),
+    ):
+        await onboard(phone)
+        scope = await phone.send(REGISTER)
+        age = await phone.tap(scope, "Just me")
+        await asyncio.sleep(0.4)
+        nationality = await phone.tap(age, "18 to 59")
+        assert "nationality" in (nationality.text or "").lower()
+        paused = await phone.next_message()
+        assert "Your registration is paused" in (paused.text or "")
+        await asyncio.sleep(1.5)  # every timer has fired by now
+        later = [e.message.text for e in bot_api.pending_bot_events(phone.user_id) if e.message]
+        assert later == [], "paused once"
+
+
+async def test_a_burst_is_kept_whole_with_repeats_counted_once(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """Forty posts at once (ten of them deliveries again of the same updates), while no
+    worker runs: thirty updates kept, each once, and every post answered 200."""
+    users = [bot_api.add_user(first_name=f"P{n}", language_code="en") for n in range(30)]
+    async with (
+        webhook_bot(bot_api, database, settings, work=False) as bot,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def post(update: dict[str, object]) -> int:
+            headers = {SECRET_HEADER: SECRET}
+            async with http.post(bot.url, json=update, headers=headers) as response:
+                return response.status
+
+        updates = [start_update(user.id, 100 + n) for n, user in enumerate(users)]
+        statuses = await asyncio.gather(*(post(u) for u in updates + updates[:10]))
+        assert set(statuses) == {200}
+        received = bot.services.metrics.received
+        assert received.labels(outcome="new")._value.get() == 30
+        assert received.labels(outcome="repeat")._value.get() == 10
+    rows = await inbox_rows(database)
+    assert sorted(row.update_id for row in rows) == list(range(100, 130))
+    assert {row.chat_key for row in rows} == {user.id for user in users}
+
+
+async def test_a_worker_restarted_under_its_name_takes_back_what_it_held(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """It was killed while holding an update and comes back at once under the same name
+    (a systemd restart): the update is processed now, not held by a ghost."""
+    user = bot_api.add_user(first_name="Amina", language_code="en")
+    await bot_api.send_text(user.id, "/start")
+    async with database.transaction() as session:
+        await inbox.receive(session, [start_update(user.id, 5)], utcnow())
+        await workers.beat(session, "worker-1", utcnow())
+    async with database.transaction() as session:
+        assert [row.update_id for row in await inbox.claim(session, "worker-1", utcnow())] == [5]
+    async with webhook_bot(bot_api, database, settings, name="worker-1"):
+        [event] = await bot_api.wait_for_bot(user.id, count=1, timeout=10)
+        assert event.message is not None and "Humanitarian responders" in (event.message.text or "")
+        await settled(database, 1)
+    [row] = await inbox_rows(database)
+    assert row.attempts == 2

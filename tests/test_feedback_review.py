@@ -52,6 +52,31 @@ def test_long_texts_split_whole_at_spaces() -> None:
     assert split_text("x" * (MAX_TEXT + 1)) == ["x" * MAX_TEXT, "x"]
 
 
+async def test_the_same_message_taken_again_changes_nothing(database: Database) -> None:
+    """An update retried after a crash brings the same message id and words: no new item,
+    no repeat counted. An edit (same id, other words) is new information and is kept."""
+    coder = default_coder()
+    long_text = ("water " * 3000).strip()  # 17,999 characters: two items
+    async with database.transaction() as session:
+        contact = await record_consent(session, "p-retry", 1, "en", NOW)
+
+        def message(text: str, message_id: int) -> Received:
+            return Received(contact.id, text, "en", NOW, "telegram", source_message_id=message_id)
+
+        first = await take_message(session, message("The bridge is down", 10), coder)
+        again = await take_message(session, message("The bridge is down", 10), coder)
+        assert again.outcome is Outcome.ALREADY and again.item.id == first.item.id
+        assert first.item.repeats == 0
+        split = await take_message(session, message(long_text, 11), coder)
+        assert len(split.items) == 2
+        retried = await take_message(session, message(long_text, 11), coder)
+        assert retried.outcome is Outcome.ALREADY
+        edited = await take_message(session, message("The bridge is down near school", 11), coder)
+        assert edited.outcome is Outcome.NEW
+        texts = list(await session.scalars(select(FeedbackItem.text).order_by(FeedbackItem.id)))
+    assert texts[0] == "The bridge is down" and len(texts) == 4
+
+
 async def test_repeats_words_after_a_need_pick_and_the_pace(database: Database) -> None:
     coder = default_coder()
     limits = Limits(flood_messages=3, flood_window=timedelta(minutes=1))

@@ -33,7 +33,7 @@ def test_pseudonyms_are_keyed_stable_and_reveal_nothing() -> None:
 
 async def test_migrations_create_the_schema_and_rerun_harmlessly(database: Database) -> None:
     await upgrade(database)  # a second run on start-up must be a no-op
-    assert await current_revision(database) == "0009"
+    assert await current_revision(database) == "0010"
 
     def tables(connection: Connection) -> set[str]:
         return set(inspect(connection).get_table_names())

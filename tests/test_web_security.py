@@ -20,12 +20,12 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
 from openpyxl import load_workbook
 from sqlalchemy import inspect, select, text
-from telegram import Update
 
-from bot.app import BotApplication
 from bot.config import Settings, load_settings
 from bot.dashboard import Dashboard, mount_dashboard
 from bot.dashboard.auth import Sessions, ThrottleLimits
+from bot.metrics import Metrics
+from bot.operations import Probe
 from bot.runner import (
     api_server_app,
     deployment_key,
@@ -66,11 +66,13 @@ Client = TestClient[web.Request, web.Application]
 
 
 @dataclass
-class FakeApplication:
-    """What the webhook needs of the Application: the bot (for de_json) and the queue."""
+class FakeInbox:
+    """What the webhook needs: somewhere to keep an update (here, a list)."""
 
-    bot: Any = None
-    update_queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+
+    async def __call__(self, data: dict[str, Any]) -> None:
+        self.kept.append(data)
 
 
 def directive(csp: str, name: str) -> str | None:
@@ -142,7 +144,7 @@ async def test_the_sandbox_server_sets_the_headers_everywhere(
 async def test_the_polling_server_sets_the_headers_everywhere(
     staff_api: StaffApi, dashboard: Dashboard
 ) -> None:
-    app = api_server_app(staff_api, dashboard)
+    app = api_server_app(staff_api, dashboard, Probe(staff_api.db, Metrics()))
     async with TestClient(TestServer(app)) as client:
         assert await every_route_answers_with_headers(client, app) > 20
         health = await client.get("/healthz")
@@ -153,7 +155,7 @@ async def test_the_polling_server_sets_the_headers_everywhere(
 async def test_the_webhook_server_sets_the_headers_everywhere(
     staff_api: StaffApi, dashboard: Dashboard
 ) -> None:
-    fake = cast(BotApplication, FakeApplication())
+    fake = FakeInbox()
     app = webhook_server_app(fake, SECRET, staff_api, dashboard)
     async with TestClient(TestServer(app)) as client:
         assert await every_route_answers_with_headers(client, app) > 20
@@ -166,7 +168,7 @@ async def test_streamed_exports_and_https_get_the_headers(
     database: Database, staff_api: StaffApi, dashboard: Dashboard
 ) -> None:
     """A CSV streamed before its handler returns, and HSTS behind an HTTPS proxy."""
-    app = api_server_app(staff_api, dashboard)
+    app = api_server_app(staff_api, dashboard, Probe(staff_api.db, Metrics()))
     staff, *_ = await seed(database)
     token = issue_token(KEY, staff[Role.RESPONDER], days=1, now=datetime.now(UTC)).token
     async with TestClient(TestServer(app)) as client:
@@ -182,9 +184,9 @@ async def test_streamed_exports_and_https_get_the_headers(
 
 
 @pytest.fixture
-async def webhook() -> AsyncIterator[tuple[Client, FakeApplication]]:
-    fake = FakeApplication()
-    async with TestClient(TestServer(webhook_app(cast(BotApplication, fake), SECRET))) as client:
+async def webhook() -> AsyncIterator[tuple[Client, FakeInbox]]:
+    fake = FakeInbox()
+    async with TestClient(TestServer(webhook_app(fake, SECRET))) as client:
         yield client, fake
 
 
@@ -202,7 +204,7 @@ def an_update(update_id: int = 7) -> dict[str, Any]:
 
 
 async def test_the_webhook_refuses_without_the_secret_and_queues_nothing(
-    webhook: tuple[Client, FakeApplication],
+    webhook: tuple[Client, FakeInbox],
 ) -> None:
     client, fake = webhook
     for headers in (
@@ -216,7 +218,7 @@ async def test_the_webhook_refuses_without_the_secret_and_queues_nothing(
     # The secret is checked before the body is read: a stranger's large body is not read.
     big = b"x" * (MAX_BODY + 1)
     assert (await client.post(WEBHOOK_PATH, data=big)).status == 403
-    assert fake.update_queue.empty()
+    assert not fake.kept
 
 
 async def raw_status(client: Client, head: bytes, body: bytes = b"") -> int:
@@ -232,16 +234,16 @@ async def raw_status(client: Client, head: bytes, body: bytes = b"") -> int:
 
 
 async def test_a_secret_header_that_is_not_utf8_is_refused_not_an_error(
-    webhook: tuple[Client, FakeApplication],
+    webhook: tuple[Client, FakeInbox],
 ) -> None:
     client, fake = webhook
     head = f"POST {WEBHOOK_PATH} HTTP/1.1\nHost: bot\n{SECRET_HEADER}: ".encode() + b"\xff\n"
     assert await raw_status(client, head, b"{}") == 403
-    assert fake.update_queue.empty()
+    assert not fake.kept
 
 
 async def test_the_webhook_limits_the_body_and_rejects_what_is_not_an_update(
-    webhook: tuple[Client, FakeApplication],
+    webhook: tuple[Client, FakeInbox],
 ) -> None:
     client, fake = webhook
     headers = {SECRET_HEADER: SECRET}
@@ -252,15 +254,15 @@ async def test_the_webhook_limits_the_body_and_rejects_what_is_not_an_update(
         assert response.status == 400, body
     broken = {"update_id": 1, "message": {"text": "no date, no chat"}}
     assert (await client.post(WEBHOOK_PATH, json=broken, headers=headers)).status == 400
-    assert fake.update_queue.empty(), "nothing processed"
+    assert not fake.kept, "nothing kept"
     response = await client.post(WEBHOOK_PATH, json=an_update(), headers=headers)
     assert response.status == 200
-    queued = fake.update_queue.get_nowait()
-    assert isinstance(queued, Update) and queued.update_id == 7
+    [kept] = fake.kept
+    assert kept["update_id"] == 7
 
 
 async def test_the_webhook_compares_the_secret_in_constant_time(
-    webhook: tuple[Client, FakeApplication], monkeypatch: pytest.MonkeyPatch
+    webhook: tuple[Client, FakeInbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, _ = webhook
     compared: list[tuple[bytes, bytes]] = []

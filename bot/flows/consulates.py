@@ -32,6 +32,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
+from bot.conversations import StoredConversation
 from bot.keyboards import MenuItem, MenuTap, main_menu
 from bot.people import Person, load_person
 from bot.replies import help_line, send_current_step
@@ -201,7 +202,7 @@ def early_handlers(settings: Settings) -> list[Handler]:
     (ApplicationHandlerStop); anything else ends the question and goes on to the others."""
     words = PRIVATE & filters.TEXT & ~filters.COMMAND & ~MenuTap(settings.enabled_languages)
     return [
-        ConversationHandler(
+        StoredConversation(
             entry_points=[
                 MessageHandler(
                     PRIVATE & MenuTap(settings.enabled_languages, MenuItem.CONSULATE),
@@ -212,6 +213,7 @@ def early_handlers(settings: Settings) -> list[Handler]:
             fallbacks=[TypeHandler(Update, leave)],
             conversation_timeout=600,
             allow_reentry=True,
+            name="consulate_question",
         )
     ]
 

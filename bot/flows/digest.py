@@ -5,7 +5,8 @@ the day's digest goes out: the counts of the last days by sector and area, the i
 for an answer, and the current gap flags. Between digests, a flag whose key was never sent
 goes out at once. What was sent is kept (feedback/notices.py: ``daily:<local date>``,
 ``flag:<flag key>``) only once Telegram took it, so a restart never sends anything twice,
-and a job missed while the bot was down is caught up at the next run.
+and a job missed while the bot was down is caught up at the next run. Several processes on
+one database take turns (storage/locks.py): the next one finds the keys already kept.
 
 The chat may be a group: only counts, sector and area names, flag explanations and
 reference codes go there, never what a person wrote, and nothing about sensitive items (the
@@ -33,6 +34,7 @@ from feedback.summary import UNKNOWN, Summary, Window, summarise
 from feedback.taxonomy import taxonomy
 from messages.i18n import translations
 from messages.languages import get_language
+from storage.locks import exclusive
 from storage.references import spoken
 
 log = logging.getLogger("crisis_comms.digest")
@@ -41,6 +43,7 @@ DIGEST_DAYS = 7
 TOP = 5  # sectors and areas named in the digest
 MAX_FLAGS = 10  # flags listed in one digest (a Telegram message holds 4,096 characters)
 MAX_REFERENCES = 5  # reference codes named per flag
+NOTICES_SECTION = "responders_notices"  # one process at a time sends them
 Gettext = Callable[[str], str]
 
 
@@ -71,11 +74,18 @@ async def what_is_due(session: AsyncSession, services: Services, now: datetime) 
 
 
 async def send_notices(bot: Bot, services: Services) -> int:
-    """Send the digest when due, else the notices of new flags; the number of messages sent."""
+    """Send the digest when due, else the notices of new flags; the number of messages sent.
+    One process at a time (storage/locks.py): another that is at it already is left to it."""
+    if services.settings.services.responders_chat is None:
+        return 0
+    async with exclusive(services.db, NOTICES_SECTION) as held:
+        return await _send_notices(bot, services) if held else 0
+
+
+async def _send_notices(bot: Bot, services: Services) -> int:
     settings = services.settings.services
     chat = settings.responders_chat
-    if chat is None:
-        return 0
+    assert chat is not None
     now = services.clock()
     catalog = translations(settings.responders_chat_language)
     async with services.db.transaction() as session:

@@ -209,7 +209,7 @@ async def receive(
                 area=area_pair(person.contact),
             )
             intake = await take_message(session, received, default_coder())
-            if intake.sensitive and intake.outcome is not Outcome.REPEAT:
+            if intake.sensitive and intake.outcome in (Outcome.NEW, Outcome.ADDED):
                 for item in intake.items:
                     if item.sensitive:
                         await open_alerts(

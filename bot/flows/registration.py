@@ -1,5 +1,6 @@
 """Registering for evacuation or transport: a ConversationHandler whose state lives in the
-database (`Registration.step`, restored by `bot.persistence.FlowPersistence`).
+database (`Registration.step`, read before each update by `bot.conversations`, so that
+any worker process can take the next answer).
 
 Every answer is saved in the same transaction as the new step before anything is sent, so
 a restart, a crash or a phone that dies halfway loses nothing. A button from an earlier
@@ -64,6 +65,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
+from bot.conversations import StoredConversation, registration_step
 from bot.flows import consulates
 from bot.flows import registration_views as views
 from bot.flows.menu import answer_menu_item, help_command
@@ -72,7 +74,6 @@ from bot.flows.registration_views import QUESTIONS, Reply, Step
 from bot.flows.subscriptions import subscriptions_command
 from bot.keyboards import MenuItem, MenuTap, main_menu, menu_item_for
 from bot.people import Person, load_person
-from bot.persistence import REGISTRATION
 from bot.replies import edit_quietly, send_current_step
 from bot.services import Services, services_of
 from evacuation.registrations import (
@@ -103,6 +104,7 @@ from storage.references import spoken
 
 PRIVATE = filters.ChatType.PRIVATE
 END = ConversationHandler.END
+REGISTRATION = "registration"
 Handler = BaseHandler[Update, ContextTypes.DEFAULT_TYPE, object]
 
 
@@ -675,6 +677,8 @@ async def on_menu_tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> obj
 
 
 async def on_timeout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
+    if await _answered_elsewhere(update, context):
+        return END
     person = await _pause(update, context)
     _ = person.gettext
     days = services_of(context).settings.services.draft_retention.days
@@ -690,6 +694,20 @@ async def on_timeout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> obje
     )
     await context.bot.send_message(person.chat_id, text, reply_markup=main_menu(_))
     return END
+
+
+async def _answered_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """This process's timer is stale: another worker took an answer since it was set, or
+    ended the registration. That worker's own timer pauses it if the person goes quiet."""
+    services = services_of(context)
+    timeout = services.settings.services.registration_timeout
+    async with services.db.transaction() as session:
+        person = await load_person(session, update, services)
+        registration = await registration_of(session, person)
+    if registration is None or registration.step is None:
+        return True  # ended meanwhile: here a timer stops when its conversation ends
+    # The timer was set just after its own answer was saved, a timeout before now.
+    return registration.updated_at > services.clock() - timeout
 
 
 async def on_cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
@@ -801,7 +819,7 @@ def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT
         ConversationHandler.TIMEOUT: [TypeHandler(Update, on_timeout)],
     }
     evacuation = PRIVATE & MenuTap(settings.enabled_languages, MenuItem.EVACUATION)
-    return ConversationHandler(
+    return StoredConversation(
         entry_points=[
             MessageHandler(evacuation, enter),
             CommandHandler("myregistration", my_registration, filters=PRIVATE),
@@ -824,7 +842,7 @@ def conversation(settings: Settings) -> ConversationHandler[ContextTypes.DEFAULT
             MessageHandler(PRIVATE & ~filters.StatusUpdate.ALL, repeat_question),
         ],
         name=REGISTRATION,
-        persistent=True,
+        own_state=registration_step,
         conversation_timeout=settings.services.registration_timeout.total_seconds(),
         per_chat=True,
         per_user=True,

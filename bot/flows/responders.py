@@ -63,6 +63,7 @@ from messages.i18n import translations
 from messages.languages import is_rtl
 from staff.access import find_staff
 from staff.models import StaffMember
+from storage.locks import exclusive
 from storage.references import normalize_reference, spoken
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,12 @@ RESPONDERS = REVIEWERS  # admins pass staff_only too, but see no sensitive item 
 ACK_DATA = re.compile(r"^ack:([A-Z0-9]{6})$")
 _DELIVERY_LOCK = "reply_delivery_lock"
 PENDING_BATCH = 20  # per run of the job (every 2 seconds)
+# Cross-process sections (storage/locks.py): one bot process at a time sends these.
+REPLIES_SECTION = "replies"
+ALERTS_SECTION = "alerts"
+# A sensitive report's alert goes out from the handler at once; should another process be
+# sending alerts just then, the handler waits this long before leaving it to the job.
+ALERT_WAIT_SECONDS = 5.0
 NOT_FOUND = "No item {reference}. Check the reference (6 letters and digits, e.g. KM7-4PX)."
 
 
@@ -172,7 +179,8 @@ async def outgoing_for(
 
 def delivery_lock(bot_data: dict[Any, Any]) -> asyncio.Lock:
     """One delivery at a time per bot: `/reply` and the pending-replies job both send, and
-    each re-reads a reply under this lock, so that none goes out twice."""
+    each re-reads a reply under this lock, so that none goes out twice. Between processes on
+    one PostgreSQL database the section "replies" does the same (storage/locks.py)."""
     lock = bot_data.get(_DELIVERY_LOCK)
     if not isinstance(lock, asyncio.Lock):
         lock = bot_data[_DELIVERY_LOCK] = asyncio.Lock()
@@ -181,12 +189,17 @@ def delivery_lock(bot_data: dict[Any, Any]) -> asyncio.Lock:
 
 async def send_pending_replies(
     bot: Bot, services: Services, lock: asyncio.Lock, *, only: int | None = None
-) -> int:
+) -> int | None:
     """Send pending replies (recorded by `/reply` or the dashboard), oldest first, and record
     each outcome: delivered (the item becomes answered) or failed. A network problem leaves
-    the rest pending for the next run. Returns how many were delivered."""
+    the rest pending for the next run. Returns how many were delivered, or None when another
+    process is delivering replies: they stay pending for it or for the next run.
+
+    `lock` keeps this process's senders apart, the section "replies" other processes."""
     sent_count = 0
-    async with lock:
+    async with lock, exclusive(services.db, REPLIES_SECTION) as held:
+        if not held:
+            return None
         async with services.db.transaction() as session:
             query = (
                 select(Reply, FeedbackItem)
@@ -261,7 +274,7 @@ async def reply_command(
         await _say(update, context, NOT_FOUND.format(reference=parts[1]))
         return
     lock = delivery_lock(context.bot_data)
-    await send_pending_replies(context.bot, services, lock, only=reply_id)
+    tried = await send_pending_replies(context.bot, services, lock, only=reply_id) is not None
     async with services.db.transaction() as session:
         stored = await session.get(Reply, reply_id)
         assert stored is not None
@@ -269,6 +282,8 @@ async def reply_command(
             outcome = "Sent"
         elif stored.failed_at is not None:
             outcome = "Not delivered (the person blocked the bot or left); kept"
+        elif not tried:  # another bot process is sending replies; it or our job sends this
+            outcome = "Queued (goes out within seconds)"
         else:
             outcome = "Not sent yet (no connection); the bot keeps trying"
     await _say(update, context, f"{outcome}: reply to {spoken(reference)}.")
@@ -392,8 +407,15 @@ def alert_text(alert: DueAlert, timezone: str) -> str:
     )
 
 
-async def send_due_alerts(bot: Bot, services: Services) -> int:
-    """Send every alert that is due; each is marked sent only after Telegram took it."""
+async def send_due_alerts(bot: Bot, services: Services, *, wait: float = ALERT_WAIT_SECONDS) -> int:
+    """Send every alert that is due; each is marked sent only after Telegram took it. One
+    process at a time (waiting up to `wait` seconds for another one to finish), so that two
+    never send the same alert; 0 if the other one is still at it (the job sends the rest)."""
+    async with exclusive(services.db, ALERTS_SECTION, wait=wait) as held:
+        return await _send_due_alerts(bot, services) if held else 0
+
+
+async def _send_due_alerts(bot: Bot, services: Services) -> int:
     settings = services.settings
     async with services.db.transaction() as session:
         due = await due_alerts(session, services.clock(), settings.services.protection_alert_repeat)
@@ -417,7 +439,8 @@ async def send_due_alerts(bot: Bot, services: Services) -> int:
 
 
 async def alerts_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await send_due_alerts(context.bot, services_of(context))
+    # No wait: a process that finds another sending alerts leaves this run to it.
+    await send_due_alerts(context.bot, services_of(context), wait=0)
 
 
 async def on_acknowledge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -75,6 +75,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
+from bot.conversations import StoredConversation
 from bot.flows.consulates import stopping
 from bot.keyboards import Gettext, MenuItem, MenuTap, main_menu
 from bot.people import Person, load_person
@@ -592,7 +593,7 @@ def early_handlers(settings: Settings) -> list[Handler]:
     other = private & ~filters.TEXT & ~filters.LOCATION & ~filters.StatusUpdate.ALL
     pick = CallbackQueryHandler(stopping(on_place_button), pattern=PICK)
     return [
-        ConversationHandler(
+        StoredConversation(
             entry_points=[
                 MessageHandler(private & MenuTap(languages, MenuItem.SHELTER), ask_place),
                 MessageHandler(private & back, stopping(back_to_menu)),
@@ -609,6 +610,7 @@ def early_handlers(settings: Settings) -> list[Handler]:
             fallbacks=[TypeHandler(Update, leave)],
             conversation_timeout=600,
             allow_reentry=True,
+            name="shelter_question",
         )
     ]
 

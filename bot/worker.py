@@ -1,0 +1,249 @@
+"""The inbox worker: processes the updates the webhook kept, through the Application.
+
+A worker claims every pending update of a few chats at a time (inbox/updates.py), then
+processes each chat's updates in order while other chats go on beside it (up to
+WORKER_CONCURRENCY chats on PostgreSQL). An update is finished (marked done) only after
+the Application processed it. When the database is unreachable the update is tried again
+once it answers, never dropped; a crash leaves it claimed, and another worker takes it
+over when this one's heartbeat stops (inbox/workers.py).
+
+```mermaid
+stateDiagram-v2
+    [*] --> claiming: start (heartbeat, dead workers' claims recovered)
+    claiming --> processing: claimed chats
+    claiming --> waiting: nothing pending
+    waiting --> claiming: an update arrived here, or every POLL seconds
+    processing --> claiming: each update done (ok, or error: apologised, not retried)
+    processing --> retrying: database unreachable before or while handling
+    retrying --> processing: database answers (the same update again)
+    claiming --> [*]: stop (unprocessed claims go back to the queue)
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from telegram import Update
+
+from bot.metrics import Metrics
+from inbox import updates as inbox
+from inbox import workers
+from inbox.updates import Claimed, Outcome
+from storage.database import Database
+
+log = logging.getLogger("crisis_comms.worker")
+POLL_SECONDS = 0.05  # idle wait when no update arrived in this process
+MAX_BACKOFF_SECONDS = 5.0
+STOP_GRACE_SECONDS = 10.0  # a clean stop lets the updates in hand finish
+
+
+def default_name() -> str:
+    return f"worker@{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database that cannot be reached now (restarting, network): worth trying again."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
+@dataclass
+class Attempt:
+    """What happened to one update, told by the error handler (bot/errors.py)."""
+
+    failed: bool = False
+    retry: bool = False
+
+
+# The attempt of the update being processed in this task: the error handler runs in it.
+current_attempt: ContextVar[Attempt | None] = ContextVar("current_attempt", default=None)
+
+
+def note_error(error: BaseException) -> bool:
+    """Called by the error handler: True when the update will be tried again (so the
+    person must not be told that something went wrong)."""
+    attempt = current_attempt.get()
+    if attempt is None:
+        return False
+    attempt.failed = True
+    attempt.retry = attempt.retry or is_transient(error)
+    return attempt.retry
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    retried: int = 0
+    lost_claims: int = 0  # finished after another worker took the claim over
+
+
+@dataclass
+class InboxWorker:
+    application: Any  # the python-telegram-bot Application
+    db: Database
+    name: str
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    concurrency: int = 1
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def wake(self) -> None:
+        """An update was just kept by this process: claim it without waiting."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        # A restart under the same name: what it held before it stopped goes back first
+        # (its old heartbeat row would otherwise keep those claims alive).
+        async with self.db.transaction() as session:
+            await inbox.release(session, [self.name])
+        await self._beat()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name=f"inbox:{self.name}"),
+            asyncio.create_task(self._beat_loop(), name=f"beat:{self.name}"),
+        ]
+
+    async def stop(self) -> None:
+        """Finish the updates in hand, then give unstarted claims back."""
+        self._stopping = True
+        self._wake.set()
+        claiming = self._tasks[0]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(claiming), STOP_GRACE_SECONDS)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):  # a dead database: others recover our claims
+            async with self.db.transaction() as session:
+                await workers.leave(session, self.name)
+
+    async def _beat(self) -> None:
+        async with self.db.transaction() as session:
+            await workers.beat(session, self.name, self.clock())
+        async with self.db.transaction() as session:
+            released = await workers.recover(session, self.clock())
+        if released:
+            log.warning("inbox: %d updates of stopped workers back in the queue", released)
+
+    async def _beat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(workers.BEAT_EVERY.total_seconds())
+            try:
+                await self._beat()
+            except Exception as error:  # the database may be restarting
+                self.metrics.errors.labels(kind="heartbeat").inc()
+                log.warning("inbox: heartbeat failed (%s)", type(error).__name__)
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                async with self.db.transaction() as session:
+                    claimed = await inbox.claim(
+                        session, self.name, self.clock(), chats=self.concurrency * 2
+                    )
+                backoff = 0.1
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.metrics.errors.labels(kind="database").inc()
+                log.warning("inbox: cannot claim (%s), trying again", type(error).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            if not claimed:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                continue
+            await self._process_chats(claimed)
+
+    async def _process_chats(self, claimed: Sequence[Claimed]) -> None:
+        chats = [list(rows) for _, rows in groupby(sorted(claimed, key=_chat_order), _chat_key)]
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one_chat(rows: list[Claimed]) -> None:
+            async with limit:
+                for row in rows:
+                    await self._process(row)
+
+        await asyncio.gather(*(one_chat(rows) for rows in chats))
+
+    async def _process(self, row: Claimed) -> None:
+        backoff = 0.1
+        while True:
+            attempt = Attempt()
+            token = current_attempt.set(attempt)
+            try:
+                update = Update.de_json(row.payload, self.application.bot)
+                # Through the update processor, as the Application does for polled updates:
+                # it recalls and keeps the chat's conversations (bot/conversations.py).
+                await self.application.update_processor.process_update(
+                    update, self.application.process_update(update)
+                )
+            except Exception as error:  # raised outside the handlers: safe to retry
+                attempt.failed, attempt.retry = True, is_transient(error)
+                if not attempt.retry:
+                    log.error(
+                        "inbox: update %s not processable (%s)", row.update_id, type(error).__name__
+                    )
+                    self.metrics.errors.labels(kind="inbox").inc()
+            finally:
+                current_attempt.reset(token)
+            if not attempt.retry:
+                break
+            self.stats.retried += 1
+            self.metrics.errors.labels(kind="database").inc()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        outcome = Outcome.ERROR if attempt.failed else Outcome.OK
+        await self._finish(row, outcome)
+
+    async def _finish(self, row: Claimed, outcome: str) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                async with self.db.transaction() as session:
+                    kept = await inbox.finish(
+                        session, self.name, row.update_id, outcome, self.clock()
+                    )
+                break
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                self.metrics.errors.labels(kind="database").inc()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        self.stats.processed += 1
+        self.metrics.processed.labels(outcome=outcome).inc()
+        if not kept:
+            self.stats.lost_claims += 1
+            log.warning("inbox: update %s finished after its claim was taken over", row.update_id)
+
+
+def _chat_order(row: Claimed) -> tuple[int, int]:
+    return row.chat_key, row.update_id
+
+
+def _chat_key(row: Claimed) -> int:
+    return row.chat_key
