@@ -9,7 +9,10 @@ flood control never loses what a person wrote. Staff are not limited.
 
 The counts live in memory on the Application (bot_data), one small window per person, keyed
 by the Telegram user id and never logged; windows that went quiet are dropped, and at most
-`FloodLimits.max_people` are kept, so memory stays bounded. A restart forgets them.
+`FloodLimits.max_people` are kept, so memory stays bounded. A restart forgets them. Webhook
+workers count from the inbox instead (every update's arrival time, whichever worker took
+it), so several workers hold a person to one limit; only the notice's "once per flood" is
+per process.
 
 A person's pace:
 
@@ -25,6 +28,7 @@ stateDiagram-v2
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +41,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes, TypeHandler
 from bot.keyboards import menu_item_for
 from bot.people import current_person, pseudonym_of
 from bot.services import Handler, Services, services_of
+from bot.worker import current_attempt
 from messages.i18n import N_
 from staff.access import find_staff
 
@@ -71,13 +76,19 @@ class FloodGate:
     def __len__(self) -> int:
         return len(self._windows)
 
-    def arrive(self, who: int, now: datetime) -> bool:
-        """Count one update from `who`; True when it is over the limit."""
+    def arrive(self, who: int, now: datetime, shared: Sequence[datetime] | None = None) -> bool:
+        """Count one update from `who`; True when it is over the limit. `shared`: the
+        person's arrivals up to this one as the inbox recorded them (every worker's), which
+        replace this process's own count."""
         self._evict(now)
         window = self._windows.pop(who, None)
         if window is None:
             window = _Window(deque(maxlen=self.limits.updates + 1))
-        window.times.append(now)
+        if shared:
+            window.times.clear()
+            window.times.extend(shared[-(self.limits.updates + 1) :])
+        else:
+            window.times.append(now)
         self._windows[who] = window
         while len(self._windows) > self.limits.max_people:
             self._windows.popitem(last=False)
@@ -143,7 +154,9 @@ async def check_pace(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     services = services_of(context)
     gate = gate_of(context.bot_data)
     who = update.effective_user.id
-    if not gate.arrive(who, services.clock()):
+    shared = _inbox_arrivals(update)
+    now = shared[-1] if shared else services.clock()
+    if not gate.arrive(who, now, shared):
         return
     if not is_command_or_tap(update, services.settings.enabled_languages):
         return  # content goes on to the flows, which keep it
@@ -155,6 +168,16 @@ async def check_pace(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     await _answer_minimally(update, context, notice=gate.first_notice(who))
     raise ApplicationHandlerStop
+
+
+def _inbox_arrivals(update: Update) -> tuple[datetime, ...] | None:
+    """A webhook worker's update in a private chat: the person's arrivals from the inbox
+    (the chat is the person there). None when polling, or in a group."""
+    attempt = current_attempt.get()
+    chat = update.effective_chat
+    if attempt is None or chat is None or chat.type != "private":
+        return None
+    return attempt.arrivals
 
 
 async def _is_staff(update: Update, services: Services) -> bool:

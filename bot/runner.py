@@ -163,6 +163,7 @@ def inbox_worker(application: BotApplication) -> InboxWorker:
         services.clock,
         services.metrics,
         concurrency(services),
+        services.settings.services.flood_window,
     )
 
 

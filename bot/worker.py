@@ -30,7 +30,7 @@ import socket
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -65,8 +65,11 @@ def is_transient(error: BaseException) -> bool:
 
 @dataclass
 class Attempt:
-    """What happened to one update, told by the error handler (bot/errors.py)."""
+    """One update's processing: what happened to it, told by the error handler
+    (bot/errors.py), and the arrival times of its chat's updates up to it within the flood
+    window, read from the inbox, so that flood control (bot/flood.py) counts every worker's."""
 
+    arrivals: tuple[datetime, ...] | None = None
     failed: bool = False
     retry: bool = False
 
@@ -101,6 +104,7 @@ class InboxWorker:
     clock: Callable[[], datetime]
     metrics: Metrics
     concurrency: int = 1
+    flood_window: timedelta = timedelta(seconds=30)
     stats: WorkerStats = field(default_factory=WorkerStats)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
@@ -176,23 +180,46 @@ class InboxWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
                 continue
-            await self._process_chats(claimed)
+            await self._process_chats(claimed, await self._arrivals(claimed))
 
-    async def _process_chats(self, claimed: Sequence[Claimed]) -> None:
+    async def _arrivals(self, claimed: Sequence[Claimed]) -> dict[int, tuple[datetime, ...]]:
+        """Per claimed update: its chat's arrivals within the flood window up to it. Empty
+        when the database cannot say (flood control then counts in this process)."""
+        since = min(row.received_at for row in claimed) - self.flood_window
+        try:
+            async with self.db.transaction() as session:
+                found = await inbox.arrivals(session, {row.chat_key for row in claimed}, since)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            return {}
+        result: dict[int, tuple[datetime, ...]] = {}
+        for row in claimed:
+            start = row.received_at - self.flood_window
+            result[row.update_id] = tuple(
+                at
+                for update_id, at in found.get(row.chat_key, [])
+                if update_id <= row.update_id and at > start
+            )
+        return result
+
+    async def _process_chats(
+        self, claimed: Sequence[Claimed], arrivals: dict[int, tuple[datetime, ...]]
+    ) -> None:
         chats = [list(rows) for _, rows in groupby(sorted(claimed, key=_chat_order), _chat_key)]
         limit = asyncio.Semaphore(self.concurrency)
 
         async def one_chat(rows: list[Claimed]) -> None:
             async with limit:
                 for row in rows:
-                    await self._process(row)
+                    await self._process(row, arrivals.get(row.update_id))
 
         await asyncio.gather(*(one_chat(rows) for rows in chats))
 
-    async def _process(self, row: Claimed) -> None:
+    async def _process(self, row: Claimed, arrivals: tuple[datetime, ...] | None) -> None:
         backoff = 0.1
         while True:
-            attempt = Attempt()
+            attempt = Attempt(arrivals)
             token = current_attempt.set(attempt)
             try:
                 update = Update.de_json(row.payload, self.application.bot)

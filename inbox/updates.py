@@ -24,7 +24,7 @@ writer at a time, which gives the same guarantee.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +69,8 @@ class InboxUpdate(Base):
             sqlite_where=text("processed_at IS NULL"),
         ),
         Index("ix_inbox_updates_processed_at", "processed_at"),
+        # A chat's recent arrivals, done or not: flood control shared by every worker.
+        Index("ix_inbox_updates_chat_received", "chat_key", "received_at"),
     )
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -244,6 +246,23 @@ async def release_orphans(session: AsyncSession, beats: Any) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def arrivals(
+    session: AsyncSession, chat_keys: Collection[int], since: datetime
+) -> dict[int, list[tuple[int, datetime]]]:
+    """(update_id, received_at) of every update of these chats received after `since`,
+    processed or not, in update order: how fast each chat is writing, whichever worker
+    processes it."""
+    rows = await session.execute(
+        select(InboxUpdate.chat_key, InboxUpdate.update_id, InboxUpdate.received_at)
+        .where(InboxUpdate.chat_key.in_(list(chat_keys)), InboxUpdate.received_at > since)
+        .order_by(InboxUpdate.update_id)
+    )
+    found: dict[int, list[tuple[int, datetime]]] = {}
+    for chat_key, update_id, received_at in rows:
+        found.setdefault(chat_key, []).append((update_id, received_at))
+    return found
 
 
 @dataclass(frozen=True)

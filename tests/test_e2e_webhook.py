@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -272,3 +273,25 @@ async def test_a_worker_restarted_under_its_name_takes_back_what_it_held(
         await settled(database, 1)
     [row] = await inbox_rows(database)
     assert row.attempts == 2
+
+
+@pytest.mark.settings(FLOOD_UPDATES="10")
+async def test_flood_control_counts_every_workers_updates(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """Sixteen commands alternate between two workers, eight each: under the limit of ten
+    for either alone, over it for the person, so the notice comes."""
+    phone = Phone.of(bot_api, first_name="Amina", language_code="en")
+    async with (
+        webhook_bot(bot_api, database, settings, name="one") as one,
+        webhook_bot(bot_api, database, settings, name="two") as two,
+        delivering(bot_api, one.url, two.url),
+    ):
+        for sent in range(1, 17):
+            await bot_api.send_text(phone.user_id, "/help")
+            await settled(database, sent)  # one at a time: the receiving worker takes it
+        events = bot_api.pending_bot_events(phone.user_id)
+    texts = [event.message.text or "" for event in events if event.message]
+    assert any("You are sending very quickly" in text for text in texts)
+    by_worker = Counter(row.claimed_by for row in await inbox_rows(database))
+    assert set(by_worker) == {"one", "two"} and max(by_worker.values()) <= 10, by_worker

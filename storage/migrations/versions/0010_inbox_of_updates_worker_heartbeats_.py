@@ -49,6 +49,9 @@ def upgrade() -> None:
             sqlite_where=sa.text("processed_at IS NULL"),
         )
         batch_op.create_index("ix_inbox_updates_processed_at", ["processed_at"], unique=False)
+        batch_op.create_index(
+            "ix_inbox_updates_chat_received", ["chat_key", "received_at"], unique=False
+        )
 
     op.create_table(
         "inbox_workers",
@@ -65,6 +68,7 @@ def downgrade() -> None:
     op.drop_table("inbox_workers")
     with op.batch_alter_table("inbox_updates", schema=None) as batch_op:
         batch_op.drop_index("ix_inbox_updates_processed_at")
+        batch_op.drop_index("ix_inbox_updates_chat_received")
         batch_op.drop_index(
             "ix_inbox_updates_open",
             postgresql_where=sa.text("processed_at IS NULL"),
