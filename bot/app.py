@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
 from telegram.ext import (
@@ -40,6 +41,7 @@ from bot.flows import (
 )
 from bot.sender import start_in_application
 from bot.services import Services, install, services_of, services_of_app
+from bot.worker import note_answer
 from evacuation.registrations import purge_stale_drafts
 from inbox.updates import purge_done
 from privacy.retention import apply_retention
@@ -60,7 +62,7 @@ def build_application(services: Services) -> BotApplication:
         .token(token)
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(answer_limiter(settings.services.answer_rate))
         .concurrent_updates(processor)
         .build()
     )
@@ -83,6 +85,36 @@ def build_application(services: Services) -> BotApplication:
     # Processed webhook updates are kept a day to recognise repeats (inbox/updates.py).
     application.job_queue.run_repeating(inbox_purge_job, interval=3600, first=600)
     return application
+
+
+class AnswerLimiter(AIORateLimiter):
+    """Telegram's pace for answers, which also tells the inbox worker when an answer
+    reached Telegram (bot/worker.py `note_answer`)."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        result = await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
+        if endpoint.startswith(ANSWERS):
+            await note_answer()
+        return result
+
+
+ANSWERS = ("send", "copy", "forward")  # Bot API methods a person sees as a new message
+
+
+def answer_limiter(rate: float) -> AnswerLimiter:
+    """`rate` answers a second overall (0: no overall pace; 429s still waited out), 20 a
+    minute per group, and up to three retries after a 429."""
+    return AnswerLimiter(overall_max_rate=rate, max_retries=3)
 
 
 def concurrency(services: Services) -> int:

@@ -62,6 +62,10 @@ class ServiceSettings:
     # Broadcasts (bot/sender.py): messages per second for all senders together, local quiet
     # hours that only emergencies break, and whether this bot process sends at all.
     broadcast_rate: float = 30.0
+    # Answers per second this process sends at most (Telegram allows a bot about 30 in all;
+    # with several processes give each its share). 0: no overall pace, only the per-group
+    # one and Telegram's 429s, which are waited out and retried.
+    answer_rate: float = 30.0
     quiet_hours: QuietHours | None = None
     sender_name: str | None = None  # None: "bot@host" in the bot, "sender@host" alone
     sender_in_bot: bool = True
@@ -212,6 +216,7 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         ),
         digest_hour=_hour(get("DIGEST_HOUR"), "DIGEST_HOUR", 8),
         broadcast_rate=positive("BROADCAST_RATE", 30),
+        answer_rate=_rate(get("ANSWER_RATE"), "ANSWER_RATE", 30),
         quiet_hours=_quiet_hours(get("QUIET_HOURS"), get("TIMEZONE") or "UTC"),
         sender_name=(get("SENDER_NAME") or "")[:64] or None,
         sender_in_bot=_flag(get("SENDER_IN_BOT"), "SENDER_IN_BOT", default=True),
@@ -220,6 +225,18 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         worker_name=(get("WORKER_NAME") or "")[:64] or None,
         worker_concurrency=_count(get("WORKER_CONCURRENCY"), "WORKER_CONCURRENCY", 8),
     )
+
+
+def _rate(value: str | None, variable: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate < 1e6:
+        raise ConfigError(variable, f"must be 0 (off) or a positive number, not {value!r}")
+    return rate
 
 
 def _whole_days(value: str | None, variable: str, default: int) -> int:

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,13 +54,31 @@ def default_name() -> str:
     return f"worker@{socket.gethostname()}:{os.getpid()}"[:64]
 
 
+# PostgreSQL's codes for "not now": connection exceptions (class 08), an administrator's or a
+# crash's shutdown, a server still starting (57P01-57P03), too many connections (53300).
+TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
 def is_transient(error: BaseException) -> bool:
     """A database that cannot be reached now (restarting, network): worth trying again."""
     if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
         return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        # asyncpg's errors reach us wrapped as a plain DBAPIError: their SQLSTATE tells.
+        code = sqlstate(error)
+        if code is not None and code.startswith(TRANSIENT_SQLSTATES):
+            return True
     return isinstance(error, ConnectionError | TimeoutError | OSError)
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    for source in (error.orig, getattr(error.orig, "__cause__", None)):
+        code = getattr(source, "sqlstate", None) or getattr(source, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 @dataclass
@@ -70,8 +88,13 @@ class Attempt:
     window, read from the inbox, so that flood control (bot/flood.py) counts every worker's."""
 
     arrivals: tuple[datetime, ...] | None = None
+    # Records that an answer reached Telegram (inbox answered_at), at the first one.
+    mark_answered: Callable[[], Awaitable[None]] | None = None
+    answered: bool = False
     failed: bool = False
     retry: bool = False
+    # Over: tasks started while it ran (timers, jobs) inherit it and must not touch it.
+    done: bool = False
 
 
 # The attempt of the update being processed in this task: the error handler runs in it.
@@ -82,17 +105,32 @@ def note_error(error: BaseException) -> bool:
     """Called by the error handler: True when the update will be tried again (so the
     person must not be told that something went wrong)."""
     attempt = current_attempt.get()
-    if attempt is None:
+    if attempt is None or attempt.done:
         return False
     attempt.failed = True
     attempt.retry = attempt.retry or is_transient(error)
     return attempt.retry
 
 
+async def note_answer() -> None:
+    """Called when an answer reached Telegram (bot/app.py's limiter): the first one of an
+    inbox update is recorded, so that a worker taking it over after a crash does not answer
+    it a second time."""
+    attempt = current_attempt.get()
+    if attempt is None or attempt.done or attempt.answered or attempt.mark_answered is None:
+        return
+    attempt.answered = True
+    try:
+        await attempt.mark_answered()
+    except Exception as error:  # the answer is out; only a crash now would repeat it
+        log.warning("inbox: answer not recorded (%s)", type(error).__name__)
+
+
 @dataclass
 class WorkerStats:
     processed: int = 0
     retried: int = 0
+    answered_before: int = 0  # taken over after a crash, answered already: not redone
     lost_claims: int = 0  # finished after another worker took the claim over
 
 
@@ -167,10 +205,9 @@ class InboxWorker:
                         session, self.name, self.clock(), chats=self.concurrency * 2
                     )
                 backoff = 0.1
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                self.metrics.errors.labels(kind="database").inc()
+            except Exception as error:  # never stop claiming while the heartbeat says alive
+                kind = "database" if is_transient(error) else "inbox"
+                self.metrics.errors.labels(kind=kind).inc()
                 log.warning("inbox: cannot claim (%s), trying again", type(error).__name__)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -189,9 +226,8 @@ class InboxWorker:
         try:
             async with self.db.transaction() as session:
                 found = await inbox.arrivals(session, {row.chat_key for row in claimed}, since)
-        except Exception as error:
-            if not is_transient(error):
-                raise
+        except Exception as error:  # flood control then counts in this process
+            log.warning("inbox: arrivals unreadable (%s)", type(error).__name__)
             return {}
         result: dict[int, tuple[datetime, ...]] = {}
         for row in claimed:
@@ -217,9 +253,15 @@ class InboxWorker:
         await asyncio.gather(*(one_chat(rows) for rows in chats))
 
     async def _process(self, row: Claimed, arrivals: tuple[datetime, ...] | None) -> None:
+        if row.answered and row.attempts > 1:
+            # Its worker died after answering: what it saved is saved (the intake takes a
+            # message once), and a second answer would only confuse the person.
+            self.stats.answered_before += 1
+            await self._finish(row, Outcome.ANSWERED)
+            return
         backoff = 0.1
         while True:
-            attempt = Attempt(arrivals)
+            attempt = Attempt(arrivals, mark_answered=lambda: self._mark_answered(row))
             token = current_attempt.set(attempt)
             try:
                 update = Update.de_json(row.payload, self.application.bot)
@@ -236,6 +278,7 @@ class InboxWorker:
                     )
                     self.metrics.errors.labels(kind="inbox").inc()
             finally:
+                attempt.done = True
                 current_attempt.reset(token)
             if not attempt.retry:
                 break
@@ -246,7 +289,13 @@ class InboxWorker:
         outcome = Outcome.ERROR if attempt.failed else Outcome.OK
         await self._finish(row, outcome)
 
+    async def _mark_answered(self, row: Claimed) -> None:
+        async with self.db.transaction() as session:
+            await inbox.mark_answered(session, self.name, row.update_id, self.clock())
+
     async def _finish(self, row: Claimed, outcome: str) -> None:
+        """Mark it done, however long the database takes to answer again: the handlers ran,
+        so it must not be processed again by this worker."""
         backoff = 0.1
         while True:
             try:
@@ -256,9 +305,9 @@ class InboxWorker:
                     )
                 break
             except Exception as error:
-                if not is_transient(error):
-                    raise
-                self.metrics.errors.labels(kind="database").inc()
+                kind = "database" if is_transient(error) else "inbox"
+                self.metrics.errors.labels(kind=kind).inc()
+                log.warning("inbox: cannot finish an update (%s)", type(error).__name__)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         self.stats.processed += 1

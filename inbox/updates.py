@@ -6,13 +6,16 @@ Lifecycle of an ``InboxUpdate``:
     claimed   (claimed_by = a worker's name)        -- that worker is processing it
     done      (processed_at set, outcome ok|error)  -- processed; kept a day so that a
                                                        repeated delivery is recognised
+    (answered_at: set while claimed, when the bot's first answer to it reached Telegram)
     pending   <- claimed, when the claiming worker stopped beating (inbox/workers.py);
                  ``attempts`` counts the claims, so a retried update can be told apart
 
 Transitions: receive → pending; claim: pending → claimed (all pending updates of a chat
 at once, and only when no update of that chat is claimed by anyone, so that a chat's
 updates are processed in order by one worker at a time); finish: claimed → done;
-release: claimed → pending (dead worker); purge: done rows older than a day are deleted.
+release: claimed → pending (dead worker); a released update that was answered already is
+finished without being processed again (outcome answered); purge: done rows older than a
+day are deleted.
 
 On PostgreSQL several workers claim at the same time. Each claim first takes a
 transaction-scoped advisory lock per candidate chat (statement one) and only then, in a new
@@ -55,6 +58,7 @@ CLAIM_LOCKS = 7_515  # advisory-lock namespace of chat claims (any fixed number 
 class Outcome:
     OK = "ok"
     ERROR = "error"  # a handler failed; the person got the apology, the update is not retried
+    ANSWERED = "answered"  # taken over from a dead worker that had answered it: not redone
 
 
 class InboxUpdate(Base):
@@ -83,6 +87,9 @@ class InboxUpdate(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     outcome: Mapped[str | None] = mapped_column(String(16))
+    # When the bot's first answer to it reached Telegram: a retried update answered already
+    # is not processed again (the person would get a second answer).
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     received_at: datetime
+    answered: bool = False
 
 
 def chat_key_of(data: dict[str, Any]) -> int:
@@ -172,9 +180,19 @@ async def claim(
     free = free[:chats]
     if not free:
         return []
+    # The busy test again inside the claiming statement: SQLite's driver opens the write
+    # transaction only here, so the reads above may predate another worker's claim.
+    held = select(InboxUpdate.chat_key).where(
+        _OPEN, InboxUpdate.claimed_by.is_not(None), InboxUpdate.chat_key.in_(free)
+    )
     result = await session.execute(
         update(InboxUpdate)
-        .where(_OPEN, InboxUpdate.claimed_by.is_(None), InboxUpdate.chat_key.in_(free))
+        .where(
+            _OPEN,
+            InboxUpdate.claimed_by.is_(None),
+            InboxUpdate.chat_key.in_(free),
+            InboxUpdate.chat_key.not_in(held),
+        )
         .values(claimed_by=worker, claimed_at=now, attempts=InboxUpdate.attempts + 1)
         .returning(
             InboxUpdate.update_id,
@@ -182,12 +200,13 @@ async def claim(
             InboxUpdate.payload,
             InboxUpdate.attempts,
             InboxUpdate.received_at,
+            InboxUpdate.answered_at,
         )
         .execution_options(synchronize_session=False)
     )
     claimed = [
-        Claimed(update_id, chat_key, json.loads(payload), attempts, received_at)
-        for update_id, chat_key, payload, attempts, received_at in result.all()
+        Claimed(update_id, chat_key, json.loads(payload), attempts, at, answered is not None)
+        for update_id, chat_key, payload, attempts, at, answered in result.all()
     ]
     return sorted(claimed, key=lambda row: row.update_id)
 
@@ -217,6 +236,16 @@ async def finish(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_answered(session: AsyncSession, worker: str, update_id: int, now: datetime) -> None:
+    """The first answer to a claimed update reached Telegram."""
+    await session.execute(
+        update(InboxUpdate)
+        .where(InboxUpdate.update_id == update_id, InboxUpdate.claimed_by == worker, _OPEN)
+        .values(answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def release(session: AsyncSession, workers: Sequence[str]) -> int:

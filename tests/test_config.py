@@ -55,6 +55,9 @@ def test_postgres_urls_get_the_async_driver() -> None:
         ({"TELEGRAM_MODE": "webhook"}, "TELEGRAM_MODE"),
         ({"PSEUDONYM_KEY": "short"}, "PSEUDONYM_KEY"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"ANSWER_RATE": "-1"}, "ANSWER_RATE"),
+        ({"ANSWER_RATE": "fast"}, "ANSWER_RATE"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
     ],
 )
 def test_wrong_values_name_their_variable(env: dict[str, str], variable: str) -> None:
@@ -62,6 +65,12 @@ def test_wrong_values_name_their_variable(env: dict[str, str], variable: str) ->
         load_settings(env)
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_the_answer_pace_can_be_shared_or_turned_off() -> None:
+    assert load_settings({}).services.answer_rate == 30
+    assert load_settings({"ANSWER_RATE": "7.5"}).services.answer_rate == 7.5
+    assert load_settings({"ANSWER_RATE": "0"}).services.answer_rate == 0
 
 
 def test_webhook_mode_needs_url_and_secret() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -295,3 +296,32 @@ async def test_flood_control_counts_every_workers_updates(
     assert any("You are sending very quickly" in text for text in texts)
     by_worker = Counter(row.claimed_by for row in await inbox_rows(database))
     assert set(by_worker) == {"one", "two"} and max(by_worker.values()) <= 10, by_worker
+
+
+async def test_an_update_answered_before_its_worker_died_is_not_answered_again(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """A worker answered a person, then was killed before marking the update done: the worker
+    that takes it over finishes it without a second answer. One it had not answered yet is
+    processed again, so nothing is lost."""
+    answered, unanswered = (bot_api.add_user(first_name=n, language_code="en") for n in "AB")
+    for user in (answered, unanswered):
+        await bot_api.send_text(user.id, "/start")
+    long_ago = utcnow() - timedelta(minutes=5)
+    async with database.transaction() as session:
+        await inbox.receive(
+            session, [start_update(answered.id, 1), start_update(unanswered.id, 2)], long_ago
+        )
+        await workers.beat(session, "killed", long_ago)
+    async with database.transaction() as session:
+        assert len(await inbox.claim(session, "killed", long_ago)) == 2
+        await inbox.mark_answered(session, "killed", 1, long_ago)
+    async with webhook_bot(bot_api, database, settings, name="survivor"):
+        [event] = await bot_api.wait_for_bot(unanswered.id, count=1, timeout=10)
+        assert event.message is not None and "Humanitarian" in (event.message.text or "")
+        await settled(database, 2)
+    assert bot_api.pending_bot_events(answered.id) == [], "no second answer"
+    rows = {row.update_id: row for row in await inbox_rows(database)}
+    assert (rows[1].outcome, rows[1].attempts) == ("answered", 2)
+    assert (rows[2].outcome, rows[2].attempts) == ("ok", 2)
+    assert rows[2].answered_at is not None, "its answer is recorded as it goes out"
