@@ -153,6 +153,8 @@ async def run_config(
         database = await prepare_database(url)
         web_port = free_port()
         env = bot_env(url, stub, web_port, folder, **_extra_env(args))
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
         profile = args.profile / f"{key}.prof" if args.profile else None
         procs.append(start_web(folder, env, profile))
         procs += [start_worker(folder, env, f"w{n}") for n in range(1, processes)]

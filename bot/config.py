@@ -76,8 +76,9 @@ class ServiceSettings:
     flood_window: timedelta = timedelta(seconds=30)
     # Webhook workers (bot/worker.py): this process's name in the inbox's heartbeats, and how
     # many chats it processes at once on PostgreSQL (SQLite: one at a time, its one writer).
+    # Each process is CPU-bound: more chats at once raise latency, not throughput (bench).
     worker_name: str | None = None  # None: "worker@host:pid"
-    worker_concurrency: int = 8
+    worker_concurrency: int = 2
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def _services(get: Callable[[str], str | None]) -> ServiceSettings:
         flood_updates=_count(get("FLOOD_UPDATES"), "FLOOD_UPDATES", 30),
         flood_window=timedelta(seconds=positive("FLOOD_WINDOW_SECONDS", 30)),
         worker_name=(get("WORKER_NAME") or "")[:64] or None,
-        worker_concurrency=_count(get("WORKER_CONCURRENCY"), "WORKER_CONCURRENCY", 8),
+        worker_concurrency=_count(get("WORKER_CONCURRENCY"), "WORKER_CONCURRENCY", 2),
     )
 
 
