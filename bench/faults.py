@@ -324,7 +324,7 @@ def print_table(outcomes: list[Outcome]) -> None:
     print()
     print(
         "| scenario | posted | re-posted (answers) | lost: 200 but not kept / never processed / "
-        "never 200 | claimed twice | feedback kept twice | chats with extra sendMessage | "
+        "never 200 | taken over | feedback kept twice | chats with extra sendMessage | "
         "chats missing sendMessage | errors | settled |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
