@@ -12,7 +12,7 @@ import traceback
 
 from telegram import Update
 from telegram.error import Forbidden, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.people import hinted_language, pseudonym_of
 from bot.services import services_of
@@ -49,7 +49,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if note_error(error):  # an inbox update, tried again once the database answers
         services_of(context).metrics.errors.labels(kind="database").inc()
         log.warning("handler: database unreachable, update_id=%s will be retried", update_id)
-        return
+        raise ApplicationHandlerStop  # no later handler group may answer it meanwhile
     services_of(context).metrics.errors.labels(kind="handler").inc()
     if isinstance(update, Update) and isinstance(error, Forbidden):
         await _mark_blocked(update, context)

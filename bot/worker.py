@@ -280,7 +280,9 @@ class InboxWorker:
             finally:
                 attempt.done = True
                 current_attempt.reset(token)
-            if not attempt.retry:
+            # Once an answer went out, doing it again would answer twice: what failed after
+            # the answer stays failed (the error is counted; the flows keep what they saved).
+            if not attempt.retry or attempt.answered:
                 break
             self.stats.retried += 1
             self.metrics.errors.labels(kind="database").inc()

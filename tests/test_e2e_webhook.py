@@ -12,6 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, ContextTypes, MessageHandler, filters
 
 from bot.config import Settings
 from bot.sandbox.botapi import LoopbackBotApi
@@ -325,3 +328,47 @@ async def test_an_update_answered_before_its_worker_died_is_not_answered_again(
     assert (rows[1].outcome, rows[1].attempts) == ("answered", 2)
     assert (rows[2].outcome, rows[2].attempts) == ("ok", 2)
     assert rows[2].answered_at is not None, "its answer is recorded as it goes out"
+
+
+async def test_an_unreachable_database_is_waited_out_but_an_answer_never_repeated(
+    bot_api: LoopbackBotApi, database: Database, settings: Settings
+) -> None:
+    """A handler meets a database that does not answer (once): before any answer went out
+    the update is tried again and succeeds; after an answer it is not, so nobody hears the
+    same thing twice."""
+    calls: Counter[str] = Counter()
+
+    async def flaky(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        calls[message.text] += 1
+        if message.text == "answer then fail":
+            await message.reply_text("first answer")
+        if calls[message.text] == 1:
+            raise OperationalError("SELECT 1", None, ConnectionError("server restarting"))
+        await message.reply_text("done at last")
+        raise ApplicationHandlerStop
+
+    user = bot_api.add_user(first_name="Amina", language_code="en")
+    async with (
+        webhook_bot(bot_api, database, settings) as bot,
+        delivering(bot_api, bot.url),
+    ):
+        bot.application.add_handler(
+            MessageHandler(filters.Regex("^(fail then answer|answer then fail)$"), flaky),
+            group=-20,
+        )
+        await bot_api.send_text(user.id, "fail then answer")
+        await settled(database, 1)
+        await bot_api.send_text(user.id, "answer then fail")
+        await settled(database, 2)
+        assert bot.worker is not None and bot.worker.stats.retried == 1
+    texts = [e.message.text for e in bot_api.pending_bot_events(user.id) if e.message]
+    assert texts == ["done at last", "first answer"]
+    assert calls == {"fail then answer": 2, "answer then fail": 1}
+    outcomes = [row.outcome for row in sorted(await inbox_rows(database), key=_by_id)]
+    assert outcomes == ["ok", "error"]
+
+
+def _by_id(row: InboxUpdate) -> int:
+    return row.update_id
