@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from evacuation.registrations import Registration
 from feedback.items import Attachment, FeedbackItem
 from feedback.replies import Reply
+from inbox.conversations import ConversationState
+from inbox.updates import InboxUpdate
 from messages.contacts import Contact, ContactAddress, Subscription
 from messages.outbox import OutboxMessage, OutboxState
 
@@ -106,6 +108,7 @@ async def erase_contacts(session: AsyncSession, ids: list[int], now: datetime) -
     registrations = await _deleted(
         session, delete(Registration).where(Registration.contact_id.in_(ids))
     )
+    await _forget_updates(session, ids)
     stopped = await _stop(session, ids)
     await session.execute(
         update(Contact)
@@ -149,6 +152,18 @@ async def stop_contact(session: AsyncSession, contact: Contact, now: datetime) -
     # The relationships loaded on the contact must not resurrect what was just deleted.
     session.expire(contact, ["address", "subscriptions"])
     return stopped
+
+
+async def _forget_updates(session: AsyncSession, ids: list[int]) -> None:
+    """The webhook's copies of what they sent (kept a day after processing to recognise
+    repeats) and their open questions. Updates not processed yet stay until they are."""
+    chats = select(ContactAddress.chat_id).where(ContactAddress.contact_id.in_(ids))
+    await session.execute(
+        delete(InboxUpdate).where(
+            InboxUpdate.chat_key.in_(chats), InboxUpdate.processed_at.is_not(None)
+        )
+    )
+    await session.execute(delete(ConversationState).where(ConversationState.chat_id.in_(chats)))
 
 
 async def _stop(session: AsyncSession, ids: list[int]) -> Erased:

@@ -18,6 +18,10 @@ from feedback.intake import Received, take_message
 from feedback.items import Attachment, FeedbackItem
 from feedback.replies import Reply, delivered, record_reply
 from feedback.rollups import FeedbackCount, rebuild
+from inbox import conversations
+from inbox import updates as inbox
+from inbox.conversations import ConversationState
+from inbox.updates import InboxUpdate
 from messages.contacts import (
     Contact,
     ContactAddress,
@@ -291,3 +295,31 @@ async def test_a_withdrawn_contact_can_still_be_erased(database: Database) -> No
     async with database.transaction() as session:
         tombstone = await session.get_one(Contact, amina.contact_id)
         assert tombstone.erased_at == LATER and tombstone.consent_withdrawn_at is None
+
+
+async def test_erasure_forgets_the_webhooks_copies_and_open_questions(database: Database) -> None:
+    """The inbox keeps processed updates a day to recognise repeats: an erasure deletes the
+    person's at once, and their open questions; an update still waiting stays until it is
+    processed. Another person's stay."""
+    amina, other = await setup(database)
+
+    def update_of(update_id: int, chat_id: int) -> dict[str, object]:
+        chat = {"id": chat_id, "type": "private", "first_name": "Amina"}
+        return {"update_id": update_id, "message": {"message_id": 1, "date": 0, "chat": chat}}
+
+    async with database.transaction() as session:
+        kept = [update_of(1, amina.chat_id), update_of(2, other.chat_id)]
+        await inbox.receive(session, [*kept, update_of(3, amina.chat_id)], NOW)
+        await session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id < 3)
+            .values(processed_at=NOW, outcome="ok")
+        )
+        await conversations.save(session, amina.chat_id, amina.chat_id, {"q": "asked"}, NOW)
+        await conversations.save(session, other.chat_id, other.chat_id, {"q": "asked"}, NOW)
+    await erase(database, amina)
+    async with database.transaction() as session:
+        left = sorted(await session.scalars(select(InboxUpdate.update_id)))
+        questions = list(await session.scalars(select(ConversationState.chat_id)))
+    assert left == [2, 3], "the other person's, and the one not processed yet"
+    assert questions == [other.chat_id]
