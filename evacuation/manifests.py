@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,6 +176,9 @@ def to_csv(rows: Sequence[Sequence[str | int | float]]) -> bytes:
 
 
 def to_xlsx(rows: Sequence[Sequence[str | int | float]], title: str) -> bytes:
+    from openpyxl import Workbook  # ~15 MB per process: imported when used
+    from openpyxl.styles import Font
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None

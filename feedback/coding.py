@@ -18,6 +18,7 @@ import io
 import math
 import tomllib
 import unicodedata
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -345,7 +346,10 @@ class LinearModel:
     intercepts: tuple[float, ...]
     thresholds: tuple[float, ...]
     lexicon_weights: tuple[float, ...]
-    weights: Mapping[str, tuple[tuple[int, float], ...]]  # feature -> (tag index, weight)
+    # Weights as one flat table, row r = the tags' weights of the feature whose index is r:
+    # a tuple of (tag, weight) pairs per feature took five times the memory.
+    index: Mapping[str, int]  # feature -> row
+    table: array[float]  # len(index) * len(tags) weights, row by row
     config: FeatureConfig = field(default_factory=FeatureConfig)
 
     def serves(self, language: str | None) -> bool:
@@ -356,9 +360,13 @@ class LinearModel:
     def scores(self, text: str, lexicon_hits: Mapping[str, float]) -> dict[str, float]:
         """Tag -> confidence (0.5 at the tag's threshold)."""
         totals = list(self.intercepts)
+        width = len(self.tags)
         for feature, value in features(text, self.config).items():
-            for index, weight in self.weights.get(feature, ()):
-                totals[index] += weight * value
+            row = self.index.get(feature)
+            if row is not None:
+                start = row * width
+                for column, weight in enumerate(self.table[start : start + width]):
+                    totals[column] += weight * value
         out: dict[str, float] = {}
         for index, tag in enumerate(self.tags):
             lexical = self.lexicon_weights[index] * lexicon_hits.get(tag, 0.0)
@@ -374,11 +382,15 @@ def load_model(meta_text: str, weights_text: str) -> LinearModel:
     meta = tomllib.loads(meta_text)
     tags = tuple(meta["tags"])
     index = {tag: i for i, tag in enumerate(tags)}
-    weights: dict[str, list[tuple[int, float]]] = {}
-    rows = csv.reader(line for line in io.StringIO(weights_text) if not line.startswith("#"))
-    for row in rows:
-        if row and row != ["tag", "feature", "weight"]:
-            weights.setdefault(row[1], []).append((index[row[0]], float(row[2])))
+    rows: dict[str, int] = {}
+    table = array("d")
+    lines = csv.reader(line for line in io.StringIO(weights_text) if not line.startswith("#"))
+    for line in lines:
+        if line and line != ["tag", "feature", "weight"]:
+            row = rows.setdefault(line[1], len(rows))
+            if row * len(tags) == len(table):
+                table.extend([0.0] * len(tags))
+            table[row * len(tags) + index[line[0]]] = float(line[2])
     return LinearModel(
         name=str(meta["name"]),
         languages=frozenset(meta["languages"]),
@@ -387,7 +399,8 @@ def load_model(meta_text: str, weights_text: str) -> LinearModel:
         intercepts=tuple(float(meta["intercept"][t]) for t in tags),
         thresholds=tuple(float(meta["threshold"][t]) for t in tags),
         lexicon_weights=tuple(float(meta["lexicon_weight"][t]) for t in tags),
-        weights={k: tuple(v) for k, v in weights.items()},
+        index=rows,
+        table=table,
         config=FeatureConfig.from_dict(meta.get("features", {})),
     )
 

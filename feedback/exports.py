@@ -18,12 +18,8 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import Cell as SheetCell
-from openpyxl.cell.cell import WriteOnlyCell
-from openpyxl.styles import Font
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +29,10 @@ from feedback.rollups import CLUSTER, ITEM, SECTOR, CountFilter, grouped
 from feedback.taxonomy import taxonomy
 from messages.areas import area_names
 from messages.contacts import Contact
+
+if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell as SheetCell
+    from openpyxl.styles import Font
 
 BATCH = 1000
 
@@ -199,6 +199,11 @@ async def write_items_csv(
 async def items_xlsx(session: AsyncSession, wanted: ItemFilter) -> tuple[bytes, int]:
     """The items as an XLSX workbook (written in openpyxl's write-only mode, row by row);
     every cell is a string cell, so no cell is ever a formula."""
+    # openpyxl (and the numpy it loads) costs every process ~15 MB: imported when used.
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("feedback items")
     bold = Font(bold=True)

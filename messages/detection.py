@@ -21,7 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from messages.langid_model import ByteNgramModel
 
 MIN_CONFIDENCE = 0.5  # a guess right less often than not is worse than asking the person
 MIN_LETTERS = 3  # "ok", "hi", "?" say nothing about a language
@@ -124,14 +127,16 @@ def _probabilities(text: str, hypotheses: Sequence[str], hint: str | None) -> di
 
 
 def _langid_scores(text: str, hypotheses: Sequence[str]) -> dict[str, float]:
-    identifier = _langid()
-    if not set(hypotheses) <= set(identifier.nb_classes):
+    model = _langid()
+    if not set(hypotheses) <= set(model.languages):
         return {}  # py3langid lacks Tigrinya: a one-sided score would bias Ethiopic to Amharic
-    raw = dict(identifier.rank(text))
+    raw = model.scores(text)
+    if not raw:
+        return {}  # no known n-gram: py3langid scores every language alike
     # Raw naive-Bayes log-likelihoods grow with length; the library's own softmax divides by
     # sqrt(bytes) to keep long texts from looking certain.
     scale = math.sqrt(max(len(text.encode()), 1))
-    log_probs = _log_softmax({lang: float(raw[lang]) / scale for lang in hypotheses})
+    log_probs = _log_softmax({lang: raw[lang] / scale for lang in hypotheses})
     return {lang: WEIGHTS.langid * lp for lang, lp in log_probs.items()}
 
 
@@ -185,11 +190,11 @@ def _cld2_detect(text: str) -> tuple[bool, int, Iterable[tuple[str, str, int, fl
 
 
 @cache
-def _langid() -> Any:
-    """py3langid's full model (about 30 MB in memory); we restrict it per call, not in place."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+def _langid() -> ByteNgramModel:
+    """py3langid's model for the languages of data/scripts.toml, the only hypotheses."""
+    from messages import langid_model  # numpy and the model load on first use, not at import
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE)
+    return langid_model.load({lang for langs in _rules().scripts.values() for lang in langs})
 
 
 @cache

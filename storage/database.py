@@ -6,11 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,7 +19,13 @@ from sqlalchemy.ext.asyncio import (
 
 from storage.locks import lock_transaction
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The newest migration (tests/test_storage.py checks it is Alembic's head). A process starting
+# on a current schema checks this and never imports Alembic, which would cost it ~10 MB.
+HEAD = "0010"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -73,22 +79,29 @@ async def upgrade(database: Database, revision: str = "head") -> None:
 
     Processes starting at once take turns (an advisory lock held until the migrations'
     transaction commits): one migrates, the next finds the schema current."""
+    if revision == "head" and await current_revision(database) == HEAD:
+        return
     async with database.engine.begin() as connection:
         await lock_transaction(connection, "migrations")
         await connection.run_sync(_upgrade, revision)
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
 
 
 async def current_revision(database: Database) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    """The schema's migration (read as Alembic keeps it); None before the first."""
 
     def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if version is None else str(version)
 
     async with database.engine.connect() as connection:
         return await connection.run_sync(read)

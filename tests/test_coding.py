@@ -233,7 +233,7 @@ def test_learned_models_load_and_declare_their_languages() -> None:
     assert models["english"].serves("en") and not models["english"].serves("ht")
     assert models["original"].serves("ht")
     for model in models.values():
-        assert len(model.weights) > 1000
+        assert len(model.index) > 1000
         assert set(model.tags) == set(model.mappings)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
-from messages.detection import Detection, detect
+from messages.detection import Detection, _langid, detect
 
 ALL = ["en", "fr", "es", "ar", "fa", "fa-AF", "ps", "ur", "bn", "uk", "ru", "tr", "sw", "so"]
 ALL += ["am", "ti", "ha", "ht", "my"]
@@ -100,3 +103,54 @@ def test_confidence_is_a_probability() -> None:
         found = detect(text, ALL)
         assert 0.0 <= found.confidence <= 1.0
         assert (found.language is None) == (found.confidence == 0.0)
+
+
+# --- py3langid's model, kept compact (messages/langid_model.py) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def library() -> Any:
+    """py3langid's own identifier, full tables and every language: the reference."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE)
+
+
+def _texts() -> list[str]:
+    """A sentence of every script, shouting, emoji, a long text and random characters of the
+    first 5,000 code points (Latin to Ethiopic and beyond)."""
+    chance = random.Random(7)
+    noise = [
+        "".join(chr(chance.randrange(32, 5000)) for _ in range(chance.randrange(1, 60)))
+        for _ in range(200)
+    ]
+    shouted = ["WE NEED WATER NOW", "НАМ НУЖНА ВОДА"]
+    return [text for _, text in WHERE_IS_THE_SHELTER] + shouted + ["🙏🙏 ok", "x" * 3000] + noise
+
+
+def test_compact_model_finds_the_librarys_ngrams(library: Any) -> None:
+    from py3langid.langid import visit_counts
+
+    from messages.langid_model import _encode
+
+    model = _langid()
+    for text in _texts():
+        data = _encode(text)
+        expected = visit_counts(library.tk_nextmove, library._rowbase, library.tk_output, data)
+        assert model.ngram_counts(data) == (expected or {}), text
+
+
+def test_compact_model_scores_as_the_library(library: Any) -> None:
+    model = _langid()
+    assert "ti" not in model.languages  # py3langid has no Tigrinya model
+    assert set(model.languages) == {lang for lang in ALL if lang not in ("ti", "fa-AF")}, (
+        "the languages of data/scripts.toml, nothing else"
+    )
+    for text in _texts():
+        expected = dict(library.rank(text))
+        found = model.scores(text)
+        if not found:  # no n-gram: the library scores every language alike
+            assert len(set(expected.values())) == 1, text
+            continue
+        for lang, score in found.items():
+            assert score == pytest.approx(float(expected[lang]), rel=1e-5, abs=1e-3), text

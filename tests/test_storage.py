@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
@@ -17,7 +21,7 @@ from messages.contacts import (
     mark_unreachable,
     record_consent,
 )
-from storage.database import Database, current_revision, upgrade
+from storage.database import HEAD, Database, alembic_config, current_revision, upgrade
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 
@@ -41,6 +45,31 @@ async def test_migrations_create_the_schema_and_rerun_harmlessly(database: Datab
     async with database.engine.connect() as connection:
         names = await connection.run_sync(tables)
     assert {"contacts", "contact_addresses", "subscriptions", "staff_members"} <= names
+
+
+def test_head_is_alembics_newest_migration() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+
+
+def test_a_process_on_a_current_schema_does_not_load_alembic(tmp_path: Path) -> None:
+    """Start-up checks the revision itself; Alembic (~10 MB a process) only loads to migrate."""
+    script = f"""
+import asyncio, sys
+from storage.database import connect, current_revision, upgrade
+async def main(step):
+    database = connect("sqlite+aiosqlite:///{tmp_path / "db.sqlite"}")
+    await upgrade(database)
+    print(step, await current_revision(database), "alembic" in sys.modules)
+    await database.dispose()
+asyncio.run(main(sys.argv[1]))
+"""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, step], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for step in ("fresh", "again")
+    ]
+    assert runs == [["fresh", HEAD, "True"], ["again", HEAD, "False"]]
 
 
 async def test_consent_creates_contact_with_address_kept_apart(database: Database) -> None:
